@@ -1,0 +1,254 @@
+//! The command line: clap types, their conversion to plain `cmd` options,
+//! and the glue that runs a command and prints its outcome. clap never
+//! leaves this module.
+
+pub mod generate;
+pub mod output;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use tokio::io::BufReader;
+use tokio_util::sync::CancellationToken;
+
+use crate::cmd::create::CreateOptions;
+use crate::cmd::restore::RestoreOptions;
+use crate::cmd::{self, RunOptions, Setup};
+use crate::exit::{Status, UsageError};
+use crate::job::progress::CommandName;
+use crate::job::scheduler::{JobSource, Limits, RunReport};
+use crate::job::{Job, JobReader};
+use crate::layout::BackupId;
+use output::JsonLog;
+
+const AFTER_HELP: &str = "\
+Jobs are read from stdin as JSON lines, as GitLab's backup.rake writes them for gitaly-backup:
+  {\"storage_name\":\"default\",\"relative_path\":\"@hashed/6b/86/6b86….git\",\"gl_project_path\":\"group/project\"}
+
+Exit status: 0 all done, 1 some repository failed, 2 usage or configuration error, 130 interrupted.";
+
+/// Fast, safe backups of GitLab repositories, compatible with gitaly-backup.
+#[derive(Debug, Parser)]
+#[command(name = "gitbak", version, about, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up the repositories named on stdin (or every repository, with --discover).
+    #[command(after_help = "Examples:
+  gitbak create --path /var/opt/gitlab/backups/repositories < jobs.jsonl
+  gitbak create --discover --storage default=/var/opt/gitlab/git-data/repositories --path /backups")]
+    Create(CreateArgs),
+    /// Restore the repositories named on stdin from their latest backup, or from --id.
+    #[command(after_help = "Examples:
+  gitbak restore --path /var/opt/gitlab/backups/repositories --id 20240101000000 < jobs.jsonl
+
+Stop the services that write to repositories first (as for gitlab-backup restore).")]
+    Restore(RestoreArgs),
+    /// Write shell completions and man pages into a directory.
+    #[command(hide = true)]
+    Generate {
+        /// Directory that receives completions/ and man/.
+        out_dir: PathBuf,
+    },
+}
+
+/// Options create and restore share.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Backup location: a directory or file:///DIR. Default: Gitaly's [backup] go_cloud_url.
+    #[arg(long, value_name = "LOCATION")]
+    pub path: Option<String>,
+    /// Maximum repositories processed at once (0: number of CPUs).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_name = "N")]
+    pub parallel: i64,
+    /// Maximum repositories processed at once per storage (0: 2).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_name = "N")]
+    pub parallel_storage: i64,
+    /// Storage root directory; repeatable; wins over the Gitaly config.
+    #[arg(long = "storage", value_name = "NAME=DIR", value_parser = parse_storage)]
+    pub storages: Vec<(String, PathBuf)>,
+    /// Gitaly's config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present.
+    #[arg(long, env = "GITBAK_GITALY_CONFIG", value_name = "FILE")]
+    pub gitaly_config: Option<PathBuf>,
+    /// Skip, with a log line, jobs whose storage is not configured on this node.
+    #[arg(long)]
+    pub local_storages_only: bool,
+    /// The git binary to run.
+    #[arg(long, env = "GITBAK_GIT", default_value = "git", value_name = "PATH")]
+    pub git: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Back up every repository of every configured storage instead of reading stdin.
+    #[arg(long)]
+    pub discover: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Backup id to restore. Default: the latest backup of each repository.
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+fn parse_storage(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => Ok((name.to_owned(), PathBuf::from(dir))),
+        _ => Err(format!("expected NAME=DIR, got {text:?}")),
+    }
+}
+
+fn parse_id(id: &str) -> Result<BackupId, UsageError> {
+    BackupId::parse(id).map_err(|error| UsageError(format!("--id: {error}")))
+}
+
+impl CommonArgs {
+    fn run_options(&self) -> Result<RunOptions, UsageError> {
+        let count = |flag: &str, value: i64, default: usize| match value {
+            0 => Ok(default),
+            n if n > 0 => Ok(n as usize),
+            n => Err(UsageError(format!("--{flag} must be 0 (the default) or more, not {n}"))),
+        };
+        let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        Ok(RunOptions {
+            limits: Limits {
+                parallel: count("parallel", self.parallel, cpus)?,
+                parallel_storage: count("parallel-storage", self.parallel_storage, 2)?,
+            },
+            local_storages_only: self.local_storages_only,
+        })
+    }
+
+    fn setup(&self, parallel: usize) -> Setup {
+        Setup {
+            location: self.path.clone(),
+            storages: self.storages.clone(),
+            gitaly_config: self.gitaly_config.clone(),
+            git: self.git.clone(),
+            parallel,
+        }
+    }
+}
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<Status> {
+    let cancel = CancellationToken::new();
+    spawn_signal_handler(cancel.clone());
+    match cli.command {
+        Command::Create(args) => {
+            let run = args.common.run_options()?;
+            let id = match &args.id {
+                Some(id) => parse_id(id)?,
+                None => BackupId::from_unix_seconds(cmd::unix_now()),
+            };
+            let log = Arc::new(JsonLog::stdout());
+            let ctx = cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel).await?;
+            let options = CreateOptions { id, run };
+            let report = if args.discover {
+                let jobs = discovered_jobs(&ctx)?;
+                cmd::create::run(&ctx, options, jobs.into_iter()).await
+            } else {
+                cmd::create::run(&ctx, options, stdin_jobs()).await
+            };
+            if let Err(error) = &report.marker {
+                log.line("error", &format!("create: write backup id marker: {error}"), Default::default());
+            }
+            log.summary(CommandName::Create, &report.run);
+            Ok(status_of(&report.run, report.marker.is_err()))
+        }
+        Command::Restore(args) => {
+            let run = args.common.run_options()?;
+            let id = args.id.as_deref().map(parse_id).transpose()?;
+            let log = Arc::new(JsonLog::stdout());
+            let ctx = cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel).await?;
+            let report = cmd::restore::run(&ctx, RestoreOptions { id, run }, stdin_jobs()).await?;
+            log.summary(CommandName::Restore, &report.run);
+            Ok(status_of(&report.run, false))
+        }
+        Command::Generate { out_dir } => {
+            generate::write_all(&out_dir)?;
+            Ok(Status::Success)
+        }
+    }
+}
+
+fn stdin_jobs() -> impl JobSource {
+    JobReader::new(BufReader::new(tokio::io::stdin()))
+}
+
+fn discovered_jobs(ctx: &cmd::Context) -> anyhow::Result<Vec<Job>> {
+    if ctx.roots.is_empty() {
+        return Err(UsageError(
+            "--discover needs storages: pass --storage NAME=DIR or --gitaly-config FILE".into(),
+        )
+        .into());
+    }
+    let mut jobs = Vec::new();
+    for (name, root) in ctx.roots.iter() {
+        for relative_path in crate::node::discover(root)? {
+            jobs.push(Job { storage_name: name.clone(), relative_path, ..Job::default() });
+        }
+    }
+    Ok(jobs)
+}
+
+fn status_of(report: &RunReport, other_failure: bool) -> Status {
+    if report.interrupted {
+        Status::Interrupted
+    } else if report.failures.is_empty() && report.input_error.is_none() && !other_failure {
+        Status::Success
+    } else {
+        Status::Failure
+    }
+}
+
+/// SIGINT and SIGTERM cancel the run: running git processes are killed,
+/// temporary files removed, and nothing half-written is left visible.
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        cancel.cancel();
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn negative_parallelism_is_a_usage_error() {
+        let cli = Cli::parse_from(["gitbak", "create", "--path", "/x", "--parallel", "-1"]);
+        let Command::Create(args) = cli.command else { panic!("not create") };
+        assert!(args.common.run_options().is_err());
+        let cli = Cli::parse_from(["gitbak", "restore", "--parallel-storage", "0", "--storage", "a=/b"]);
+        let Command::Restore(args) = cli.command else { panic!("not restore") };
+        let options = args.common.run_options().unwrap();
+        assert_eq!(options.limits.parallel_storage, 2);
+        assert_eq!(args.common.storages, [("a".to_owned(), PathBuf::from("/b"))]);
+    }
+}

@@ -1,0 +1,226 @@
+//! `gitbak create`: back up each repository into gitaly-backup's manifest
+//! layout (spec §3.4, §4.4).
+//!
+//! Per repository: snapshot the refs, stream the bundle built from that
+//! snapshot, then the refs file and custom hooks, and only then the
+//! manifest, so a manifest always names complete files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::git::bundle::full_bundle_header;
+use crate::git::refs::RefsSnapshot;
+use crate::git::refs::RepositoryIdentity;
+use crate::job::progress::CommandName;
+use crate::job::scheduler::{self, JobSource, Outcome, RunReport, Work};
+use crate::job::Job;
+use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest, Step};
+use crate::layout::{self, BackupId, RelativePath, StorageName, StepKeys};
+use crate::node::hooks;
+use crate::storage::digest::{digest_of, DigestReader};
+use crate::storage::{Key, StorageError, StorageExt, WriteMode};
+
+use super::{validate, Context, RunOptions};
+
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub id: BackupId,
+    pub run: RunOptions,
+}
+
+#[derive(Debug)]
+pub struct CreateReport {
+    pub run: RunReport,
+    /// Whether the `backup_ids/<id>` marker was written (or already there).
+    pub marker: Result<bool, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CreateError {
+    #[error("{0}")]
+    Node(#[from] crate::node::NodeError),
+    #[error("{0}")]
+    Git(#[from] crate::git::GitError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error(
+        "{key} exists but no manifest names it: an earlier run with backup id {id} was interrupted \
+         after writing it; delete that directory or use another --id"
+    )]
+    Orphan { key: String, id: String },
+}
+
+pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) -> CreateReport {
+    let work_ctx = ctx.clone();
+    let work_options = options.clone();
+    let work: Work = Arc::new(move |job: Job| {
+        let (ctx, options) = (work_ctx.clone(), work_options.clone());
+        Box::pin(async move { back_up_job(&ctx, &options, &job).await })
+    });
+    let report =
+        scheduler::run(jobs, options.run.limits, CommandName::Create, ctx.progress.clone(), ctx.cancel.clone(), work).await;
+    let marker = if report.input_error.is_none() && !report.interrupted && report.completed + report.skipped > 0 {
+        write_marker(ctx, &options.id).await
+    } else {
+        Ok(false)
+    };
+    CreateReport { run: report, marker }
+}
+
+/// The empty `backup_ids/<id>` object gitaly-backup 19.0 writes after a run.
+async fn write_marker(ctx: &Context, id: &BackupId) -> Result<bool, String> {
+    let key = layout::backup_id_marker_key(id);
+    match ctx.storage.put_bytes(&key, Vec::new(), WriteMode::CreateOnly).await {
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(true),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outcome {
+    let (storage_name, path) = match validate(job) {
+        Ok(valid) => valid,
+        Err(error) => return Outcome::Failed(error),
+    };
+    if options.run.local_storages_only && !ctx.roots.contains(&storage_name) {
+        return Outcome::Skipped(format!("storage {storage_name} is not on this node"));
+    }
+    let repository = match ctx.roots.resolve(&storage_name, &path) {
+        Ok(repository) => repository,
+        Err(error) => return Outcome::Failed(error.to_string()),
+    };
+    let manifest_key = layout::manifest_key(&storage_name, &path, &options.id);
+    match ctx.storage.head(&manifest_key).await {
+        Ok(Some(_)) => return Outcome::Skipped(format!("already backed up as {}", options.id)),
+        Ok(None) => {}
+        Err(error) => return Outcome::Failed(error.to_string()),
+    }
+    let target = Target { storage_name, path, repository, id: options.id.clone(), manifest_key };
+    match back_up(ctx, &target).await {
+        Ok(()) => Outcome::Completed,
+        Err(error) => Outcome::Failed(error.to_string()),
+    }
+}
+
+struct Target {
+    storage_name: StorageName,
+    path: RelativePath,
+    repository: PathBuf,
+    id: BackupId,
+    manifest_key: Key,
+}
+
+async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
+    let keys = layout::step_keys(&target.storage_name, &target.path, &target.id, 1);
+    let step = Step {
+        bundle_path: keys.bundle.to_string(),
+        ref_path: keys.refs.to_string(),
+        previous_ref_path: String::new(),
+        custom_hooks_path: keys.custom_hooks.to_string(),
+    };
+    if !repository_exists(&target.repository).await {
+        let manifest = Manifest {
+            empty: true,
+            non_existent: true,
+            steps: vec![step],
+            gitbak: Some(gitbak_info(ctx, "", Vec::new())),
+            ..Manifest::default()
+        };
+        return write_manifest(ctx, target, &manifest).await;
+    }
+    let identity = ctx.git.identity(&target.repository).await?;
+    let refs = ctx.git.snapshot_refs(&target.repository).await?;
+    let mut files = Vec::new();
+    if !refs.is_empty() {
+        files.push(upload_bundle(ctx, target, &keys, &identity, &refs).await?);
+    }
+    files.push(put_small(ctx, target, &keys.refs, refs.bytes.clone()).await?);
+    if let Some(digest) = upload_custom_hooks(ctx, target, &keys).await? {
+        files.push(digest);
+    }
+    let manifest = Manifest {
+        empty: refs.is_empty(),
+        non_existent: false,
+        object_format: identity.object_format.name().into(),
+        head_reference: identity.head_reference.clone(),
+        steps: vec![step],
+        gitbak: Some(gitbak_info(ctx, identity.ref_format.name(), files)),
+    };
+    write_manifest(ctx, target, &manifest).await
+}
+
+async fn repository_exists(path: &Path) -> bool {
+    tokio::fs::metadata(path).await.is_ok()
+}
+
+fn gitbak_info(ctx: &Context, ref_format: &str, files: Vec<FileDigest>) -> GitbakInfo {
+    GitbakInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        created_at: layout::rfc3339((ctx.now)()),
+        ref_format: ref_format.into(),
+        files,
+    }
+}
+
+/// Streams header + pack into storage while git produces it.
+#[tracing::instrument(skip_all, fields(repository = %target.path))]
+async fn upload_bundle(
+    ctx: &Context,
+    target: &Target,
+    keys: &StepKeys,
+    identity: &RepositoryIdentity,
+    refs: &RefsSnapshot,
+) -> Result<FileDigest, CreateError> {
+    let header = full_bundle_header(identity.object_format, refs);
+    let tips = refs.tips().into_iter().map(str::to_owned).collect();
+    let pack = ctx.git.pack_objects(&target.repository, tips)?;
+    let body = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(header), pack);
+    let (body, digest) = DigestReader::new(body);
+    match ctx.storage.put(&keys.bundle, Box::pin(body), WriteMode::CreateOnly).await {
+        Ok(_) => {}
+        Err(StorageError::AlreadyExists { key }) => {
+            return Err(CreateError::Orphan { key, id: target.id.to_string() });
+        }
+        Err(error) => return Err(error.into()),
+    }
+    let digest = digest.finish();
+    tracing::debug!(bytes = digest.size, "bundle uploaded");
+    Ok(FileDigest { path: keys.bundle.to_string(), size: digest.size, sha256: digest.sha256 })
+}
+
+async fn upload_custom_hooks(ctx: &Context, target: &Target, keys: &StepKeys) -> Result<Option<FileDigest>, CreateError> {
+    let repository = target.repository.clone();
+    let archive = tokio::task::spawn_blocking(move || hooks::archive(&repository))
+        .await
+        .map_err(|error| crate::node::NodeError::Invalid(error.to_string()))??;
+    match archive {
+        Some(bytes) => Ok(Some(put_small(ctx, target, &keys.custom_hooks, bytes).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Writes a small file create-only; one left by an interrupted run of the
+/// same id is accepted only if its bytes are the same.
+async fn put_small(ctx: &Context, target: &Target, key: &Key, bytes: Vec<u8>) -> Result<FileDigest, CreateError> {
+    let digest = digest_of(&bytes);
+    match ctx.storage.put_bytes(key, bytes.clone(), WriteMode::CreateOnly).await {
+        Ok(_) => {}
+        Err(StorageError::AlreadyExists { key }) => {
+            let existing = ctx.storage.get_bytes(&Key::new(key.clone())?).await?;
+            if existing != bytes {
+                return Err(CreateError::Orphan { key, id: target.id.to_string() });
+            }
+        }
+        Err(error) => return Err(error.into()),
+    }
+    Ok(FileDigest { path: key.to_string(), size: digest.size, sha256: digest.sha256 })
+}
+
+/// Written last: readers take an existing manifest as proof that every file
+/// it names is complete (spec §3.4). `+latest.toml` follows, as in 19.0.
+async fn write_manifest(ctx: &Context, target: &Target, manifest: &Manifest) -> Result<(), CreateError> {
+    let text = manifest.render().into_bytes();
+    ctx.storage.put_bytes(&target.manifest_key, text.clone(), WriteMode::CreateOnly).await?;
+    let latest = layout::latest_manifest_key(&target.storage_name, &target.path);
+    ctx.storage.put_bytes(&latest, text, WriteMode::Overwrite).await?;
+    Ok(())
+}

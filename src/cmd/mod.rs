@@ -1,0 +1,97 @@
+//! Subcommands: plain `*Options` in, a report out. Each file describes one
+//! repository's work and hands it to `job::scheduler`; none spawns tasks or
+//! processes itself.
+
+pub mod backups;
+pub mod create;
+pub mod restore;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::git::Git;
+use crate::job::progress::Progress;
+use crate::job::scheduler::Limits;
+use crate::layout::{RelativePath, StorageName};
+use crate::node::StorageRoots;
+use crate::storage::Storage;
+
+/// Everything a command needs, passed explicitly.
+#[derive(Clone)]
+pub struct Context {
+    pub storage: Arc<dyn Storage>,
+    pub git: Git,
+    pub roots: StorageRoots,
+    pub progress: Arc<dyn Progress>,
+    pub cancel: CancellationToken,
+    /// Seconds since the Unix epoch; injected so tests can fix it.
+    pub now: fn() -> i64,
+}
+
+/// Options shared by create and restore.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub limits: Limits,
+    /// Skip (with a log line) jobs whose storage is not on this node.
+    pub local_storages_only: bool,
+}
+
+/// A job's storage and path, checked.
+pub(crate) fn validate(job: &crate::job::Job) -> Result<(StorageName, RelativePath), String> {
+    let storage = StorageName::parse(&job.storage_name).map_err(|error| error.to_string())?;
+    let path = RelativePath::parse(&job.relative_path).map_err(|error| error.to_string())?;
+    Ok((storage, path))
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// What a command needs to build its `Context`.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// `--path`; `None` falls back to Gitaly's `[backup] go_cloud_url`.
+    pub location: Option<String>,
+    pub storages: Vec<(String, std::path::PathBuf)>,
+    pub gitaly_config: Option<std::path::PathBuf>,
+    pub git: std::path::PathBuf,
+    /// Global job limit, to share the cores between pack-objects runs.
+    pub parallel: usize,
+}
+
+impl Context {
+    /// Reads the Gitaly config, resolves the location and opens storage.
+    /// Every failure here is a usage or configuration error.
+    pub async fn open(setup: Setup, progress: Arc<dyn Progress>, cancel: CancellationToken) -> anyhow::Result<Self> {
+        use crate::exit::UsageError;
+        use crate::node::config::{GitalyConfig, DEFAULT_GITALY_CONFIG};
+        use crate::storage::Location;
+
+        let config_path = setup.gitaly_config.clone().or_else(|| {
+            let default = std::path::PathBuf::from(DEFAULT_GITALY_CONFIG);
+            default.is_file().then_some(default)
+        });
+        let config = match &config_path {
+            Some(path) => GitalyConfig::load(path).map_err(|error| UsageError(error.to_string()))?,
+            None => GitalyConfig::default(),
+        };
+        let location_text = setup.location.clone().or_else(|| config.backup.go_cloud_url.clone()).ok_or_else(|| {
+            UsageError("no backup location: pass --path DIR, or set [backup] go_cloud_url in Gitaly's config".into())
+        })?;
+        let location = Location::parse(&location_text).map_err(|error| UsageError(error.to_string()))?;
+        let storage = crate::storage::open(&location).map_err(|error| UsageError(error.to_string()))?;
+        let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        Ok(Self {
+            storage,
+            git: Git::new(setup.git.clone(), cpus / setup.parallel.max(1)),
+            roots: config.storage_roots(&setup.storages),
+            progress,
+            cancel,
+            now: unix_now,
+        })
+    }
+}

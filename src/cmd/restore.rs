@@ -1,0 +1,355 @@
+//! `gitbak restore`: rebuild each repository from its backup (spec §4.5)
+//! in a temporary directory beside it, check it, and swap it into place.
+//!
+//! A failed restore leaves the existing repository exactly as it was: the
+//! new one is only swapped in after every check passed, and the old one is
+//! removed only after the swap.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, BufReader};
+
+use crate::git::bundle::{drain, read_bundle_header};
+use crate::git::refs::{parse_ref_lines, RefLine};
+use crate::git::{GitError, ObjectFormat, RefFormat};
+use crate::job::progress::{CommandName, Event};
+use crate::job::scheduler::{self, JobSource, Outcome, RunReport, Work};
+use crate::job::Job;
+use crate::layout::manifest::{Manifest, Step};
+use crate::layout::BackupId;
+use crate::node::place::{self, TempDir};
+use crate::node::{hooks, NodeError};
+use crate::storage::digest::{digest_of, BodyDigest, VerifyingReader};
+use crate::storage::{ByteReader, Key, StorageError, StorageExt};
+
+use super::backups::{self, FindError};
+use super::{validate, Context, RunOptions};
+
+/// Read buffer between storage and `git index-pack`.
+const PACK_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// `None`: the latest backup of each repository.
+    pub id: Option<BackupId>,
+    pub run: RunOptions,
+}
+
+#[derive(Debug)]
+pub struct RestoreReport {
+    pub run: RunReport,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RestoreError {
+    #[error("{0}")]
+    Find(#[from] FindError),
+    #[error("{0}")]
+    Node(#[from] NodeError),
+    #[error("{0}")]
+    Git(#[from] GitError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Backup(String),
+}
+
+pub async fn run(ctx: &Context, options: RestoreOptions, jobs: impl JobSource) -> anyhow::Result<RestoreReport> {
+    // Read once per run, as gitaly does; a failure only means per-repository lookups.
+    let latest_id = match &options.id {
+        Some(_) => None,
+        None => backups::latest_backup_id(ctx.storage.as_ref()).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "read latest backup ID failed, will fallback to individual repository lookups");
+            None
+        }),
+    };
+    let work_ctx = ctx.clone();
+    let work_options = options.clone();
+    let work: Work = Arc::new(move |job: Job| {
+        let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
+        Box::pin(async move { restore_job(&ctx, &options, latest_id.as_ref(), &job).await })
+    });
+    let report =
+        scheduler::run(jobs, options.run.limits, CommandName::Restore, ctx.progress.clone(), ctx.cancel.clone(), work).await;
+    Ok(RestoreReport { run: report })
+}
+
+async fn restore_job(ctx: &Context, options: &RestoreOptions, latest_id: Option<&BackupId>, job: &Job) -> Outcome {
+    let (storage_name, path) = match validate(job) {
+        Ok(valid) => valid,
+        Err(error) => return Outcome::Failed(error),
+    };
+    if options.run.local_storages_only && !ctx.roots.contains(&storage_name) {
+        return Outcome::Skipped(format!("storage {storage_name} is not on this node"));
+    }
+    let result = async {
+        let repository = ctx.roots.resolve(&storage_name, &path)?;
+        let storage_root = ctx.roots.root(&storage_name)?.to_path_buf();
+        let found = match &options.id {
+            Some(id) => backups::find_manifest(ctx.storage.as_ref(), &storage_name, &path, id).await?,
+            None => backups::find_latest_manifest(ctx.storage.as_ref(), &storage_name, &path, latest_id).await?,
+        };
+        let restore = Restore { ctx, job, manifest: &found.manifest, repository, storage_root };
+        restore.run().await
+    };
+    match result.await {
+        Ok(()) => Outcome::Completed,
+        Err(error) => Outcome::Failed(error.to_string()),
+    }
+}
+
+struct Restore<'a> {
+    ctx: &'a Context,
+    job: &'a Job,
+    manifest: &'a Manifest,
+    repository: PathBuf,
+    storage_root: PathBuf,
+}
+
+impl Restore<'_> {
+    async fn run(&self) -> Result<(), RestoreError> {
+        let manifest = self.manifest;
+        if manifest.non_existent {
+            // Nothing existed at backup time; an existing repository is left alone.
+            return Ok(());
+        }
+        let last = manifest.steps.last().ok_or_else(|| RestoreError::Backup("manifest has no steps".into()))?;
+        let object_format = ObjectFormat::parse(&manifest.object_format).ok_or_else(|| {
+            RestoreError::Backup(format!("manifest has unknown object_format {:?}", manifest.object_format))
+        })?;
+        let ref_format = match manifest.gitbak.as_ref().map(|info| info.ref_format.as_str()) {
+            None | Some("") => RefFormat::Files,
+            Some(name) => RefFormat::parse(name)
+                .ok_or_else(|| RestoreError::Backup(format!("manifest has unknown ref_format {name:?}")))?,
+        };
+        let parent = self.repository.parent().unwrap_or(&self.storage_root).to_path_buf();
+        let owner = place::owner_for(&self.storage_root)?;
+        place::create_dirs_owned(&parent, owner)?;
+        self.check_free_space(&parent).await?;
+        let name = self.repository.file_name().and_then(|n| n.to_str()).unwrap_or("repository");
+        let temp = TempDir::beside(&parent, name);
+        let git = &self.ctx.git;
+        git.init_bare(temp.path(), object_format, ref_format).await?;
+        if !manifest.empty {
+            let final_refs = self.apply_steps(temp.path(), object_format).await?;
+            git.write_refs(temp.path(), ref_format, &final_refs.refs).await?;
+            match (&manifest.head_reference, &final_refs.head) {
+                (Some(head), _) => git.set_head_symbolic(temp.path(), head).await?,
+                (None, Some(detached)) => git.set_head_detached(temp.path(), detached).await?,
+                (None, None) => {}
+            }
+        } else if let Some(head) = &manifest.head_reference {
+            git.set_head_symbolic(temp.path(), head).await?;
+        }
+        self.restore_custom_hooks(last, temp.path()).await?;
+        let (new, target) = (temp.path().to_path_buf(), self.repository.clone());
+        blocking(move || {
+            if let Some(owner) = owner {
+                place::chown_tree(&new, owner)?;
+            }
+            place::swap_into_place(&new, &target)
+        })
+        .await?;
+        // `temp` now holds the old repository, if there was one; dropping removes it.
+        drop(temp);
+        Ok(())
+    }
+
+    /// A restore that cannot fit fails before it starts.
+    async fn check_free_space(&self, parent: &Path) -> Result<(), RestoreError> {
+        let mut needed = 0u64;
+        for step in &self.manifest.steps {
+            if step.bundle_path.is_empty() {
+                continue;
+            }
+            let size = match self.manifest.digest(&step.bundle_path) {
+                Some(digest) => digest.size,
+                None => {
+                    let key = Key::new(step.bundle_path.clone())?;
+                    self.ctx.storage.head(&key).await?.map(|meta| meta.size).unwrap_or(0)
+                }
+            };
+            needed += size;
+        }
+        // The pack plus its index and reverse index, and some headroom.
+        let needed = needed + needed / 8 + (16 << 20);
+        let dir = parent.to_path_buf();
+        let available = blocking(move || place::available_bytes(&dir)).await?;
+        if available < needed {
+            return Err(RestoreError::Backup(format!(
+                "not enough free space in {}: the restore needs about {} MiB, {} MiB are available",
+                parent.display(),
+                needed >> 20,
+                available >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens a file the manifest names, verified against its recorded digest.
+    async fn open(&self, path: &str) -> Result<ByteReader, RestoreError> {
+        let key = Key::new(path.to_owned())?;
+        let reader = self.ctx.storage.get(&key).await?;
+        Ok(match self.manifest.digest(path) {
+            Some(digest) => Box::pin(VerifyingReader::new(
+                reader,
+                path,
+                BodyDigest { size: digest.size, sha256: digest.sha256.clone() },
+            )),
+            None => reader,
+        })
+    }
+
+    async fn read_small(&self, path: &str) -> Result<Vec<u8>, RestoreError> {
+        let key = Key::new(path.to_owned())?;
+        let bytes = self.ctx.storage.get_bytes(&key).await?;
+        if let Some(expected) = self.manifest.digest(path) {
+            let actual = digest_of(&bytes);
+            if actual.size != expected.size || actual.sha256 != expected.sha256 {
+                return Err(RestoreError::Backup(format!(
+                    "{path} is corrupt: expected {} bytes with SHA-256 {}, found {} bytes with SHA-256 {}",
+                    expected.size, expected.sha256, actual.size, actual.sha256
+                )));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// Fetches every step's bundle in order and returns the refs the
+    /// repository must end with: the last refs file's.
+    async fn apply_steps(&self, repository: &Path, object_format: ObjectFormat) -> Result<FinalRefs, RestoreError> {
+        let git = &self.ctx.git;
+        let steps = &self.manifest.steps;
+        let mut last_refs = Vec::new();
+        let mut bundle_refs = Vec::new();
+        let mut all_self_contained = true;
+        for (index, step) in steps.iter().enumerate() {
+            if step.ref_path.is_empty() {
+                return Err(RestoreError::Backup(format!("step {} of the manifest has no ref_path", index + 1)));
+            }
+            let refs = parse_ref_lines(&self.read_small(&step.ref_path).await?)?;
+            if !refs.is_empty() && !step.bundle_path.is_empty() {
+                let mut reader = BufReader::with_capacity(PACK_BUFFER, self.open(&step.bundle_path).await?);
+                let header = read_bundle_header(&mut reader, &step.bundle_path).await?;
+                if header.object_format != object_format {
+                    return Err(RestoreError::Backup(format!(
+                        "{} is a {} bundle but the manifest says {object_format}",
+                        step.bundle_path, header.object_format
+                    )));
+                }
+                let prerequisites: Vec<&str> = header.prerequisites.iter().map(String::as_str).collect();
+                let missing = git.missing_objects(repository, &prerequisites).await?;
+                if let Some(first) = missing.first() {
+                    return Err(RestoreError::Backup(format!(
+                        "{} needs commit {first}, which no earlier step provides",
+                        step.bundle_path
+                    )));
+                }
+                let self_contained = prerequisites.is_empty();
+                all_self_contained &= self_contained;
+                git.index_pack(repository, &mut reader, self_contained).await?;
+                drain(&mut reader).await.map_err(|error| RestoreError::Backup(error.to_string()))?;
+                bundle_refs = header.refs;
+            }
+            last_refs = refs;
+        }
+        let final_refs = self.settle_refs(repository, last_refs, &bundle_refs).await?;
+        if !(all_self_contained && steps.len() == 1) {
+            git.check_connectivity(repository).await?;
+        }
+        Ok(final_refs)
+    }
+
+    /// The refs file is the truth. A ref whose object is missing (gitaly
+    /// lists refs before it bundles, so a push in between can leave one
+    /// behind) takes the bundle's value for that name, with a warning;
+    /// otherwise it is an error.
+    async fn settle_refs(
+        &self,
+        repository: &Path,
+        refs: Vec<RefLine>,
+        bundle_refs: &[RefLine],
+    ) -> Result<FinalRefs, RestoreError> {
+        let tips: Vec<&str> = {
+            let mut tips: Vec<&str> = refs.iter().map(|line| line.object_id.as_str()).collect();
+            tips.sort_unstable();
+            tips.dedup();
+            tips
+        };
+        let missing = self.ctx.git.missing_objects(repository, &tips).await?;
+        let mut head = None;
+        let mut settled = Vec::with_capacity(refs.len());
+        for mut line in refs {
+            if missing.contains(&line.object_id) {
+                let replacement = bundle_refs.iter().find(|bundle| bundle.name == line.name);
+                match replacement {
+                    Some(bundle) if !missing.contains(&bundle.object_id) => {
+                        let message = format!(
+                            "{} points at {}, which the bundle lacks; restored at the bundle's {}",
+                            line.name, line.object_id, bundle.object_id
+                        );
+                        self.ctx.progress.job_event(CommandName::Restore, self.job, Event::Warning { message: &message });
+                        line.object_id = bundle.object_id.clone();
+                    }
+                    _ => {
+                        return Err(RestoreError::Backup(format!(
+                            "the backup lacks object {} that {} points at",
+                            line.object_id, line.name
+                        )))
+                    }
+                }
+            }
+            if line.name == "HEAD" {
+                head = Some(line.object_id);
+            } else {
+                settled.push(line);
+            }
+        }
+        Ok(FinalRefs { refs: settled, head })
+    }
+
+    /// Hooks come from the last step only; when it has none, the repository
+    /// keeps the hooks it had, as gitaly-backup does.
+    async fn restore_custom_hooks(&self, last: &Step, new: &Path) -> Result<(), RestoreError> {
+        let archive = if last.custom_hooks_path.is_empty() {
+            None
+        } else {
+            match self.open(&last.custom_hooks_path).await {
+                Ok(reader) => Some(read_capped(reader).await?),
+                Err(RestoreError::Storage(error)) if error.is_not_found() => None,
+                Err(error) => return Err(error),
+            }
+        };
+        let (old, new) = (self.repository.clone(), new.to_path_buf());
+        blocking(move || match archive {
+            Some(bytes) => hooks::extract(&bytes, &new),
+            None if old.is_dir() => hooks::copy_existing(&old, &new),
+            None => Ok(()),
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+struct FinalRefs {
+    refs: Vec<RefLine>,
+    /// Where a detached HEAD pointed.
+    head: Option<String>,
+}
+
+async fn read_capped(mut reader: impl AsyncRead + Unpin) -> Result<Vec<u8>, RestoreError> {
+    let mut bytes = Vec::new();
+    let limit = hooks::MAX_HOOKS_ARCHIVE + 1;
+    tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::AsyncReadExt::take(&mut reader, limit), &mut bytes)
+        .await
+        .map_err(|error| RestoreError::Backup(error.to_string()))?;
+    if bytes.len() as u64 > hooks::MAX_HOOKS_ARCHIVE {
+        return Err(RestoreError::Backup("custom hooks archive is larger than 64 MiB".into()));
+    }
+    Ok(bytes)
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, NodeError> + Send + 'static) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| NodeError::Invalid(error.to_string()))?
+}

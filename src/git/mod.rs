@@ -1,0 +1,223 @@
+//! The `git` binary: the only place gitbak runs it.
+//!
+//! `Git` builds hermetic commands (no user or system config surprises, any
+//! repository owner accepted), runs them, and turns failures into `GitError`
+//! with git's last stderr line. Each submodule is one area of git; none of
+//! them touches backup storage.
+
+pub mod bundle;
+pub mod refs;
+pub mod repo;
+mod stream;
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+
+use tokio::process::Command;
+
+pub use stream::GitReader;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("git {command} failed ({status}): {stderr_tail}")]
+    Failed { command: String, status: ExitStatus, stderr_tail: String },
+    #[error("cannot run git ({program}): {source}; is git installed and on PATH?")]
+    Spawn { program: String, source: std::io::Error },
+    #[error("git {command}: {source}")]
+    Io { command: String, source: std::io::Error },
+    #[error("git {command} printed something gitbak cannot read: {detail}")]
+    Unexpected { command: String, detail: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Object hash of a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectFormat {
+    Sha1,
+    Sha256,
+}
+
+impl ObjectFormat {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "sha1" => Some(Self::Sha1),
+            "sha256" => Some(Self::Sha256),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+        }
+    }
+
+    pub fn hex_len(self) -> usize {
+        match self {
+            Self::Sha1 => 40,
+            Self::Sha256 => 64,
+        }
+    }
+}
+
+impl fmt::Display for ObjectFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Reference storage backend of a repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefFormat {
+    Files,
+    Reftable,
+}
+
+impl RefFormat {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "files" => Some(Self::Files),
+            "reftable" => Some(Self::Reftable),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Files => "files",
+            Self::Reftable => "reftable",
+        }
+    }
+}
+
+/// Environment variables that would redirect git away from the repository
+/// we name, or make it prompt.
+const SCRUBBED_ENV: &[&str] = &[
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_QUARANTINE_PATH",
+    "GIT_REPLACE_REF_BASE",
+];
+
+/// How to run git. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Git {
+    program: PathBuf,
+    /// `pack.threads` for each pack-objects, so parallel jobs share the cores.
+    pack_threads: usize,
+}
+
+impl Git {
+    pub fn new(program: PathBuf, pack_threads: usize) -> Self {
+        Self { program, pack_threads: pack_threads.max(1) }
+    }
+
+    /// A git command for `repository` (a bare repository's directory).
+    pub(crate) fn command<I, S>(&self, repository: &Path, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new(&self.program);
+        for name in SCRUBBED_ENV {
+            command.env_remove(name);
+        }
+        command
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("GIT_NO_REPLACE_OBJECTS", "1")
+            // Repositories belong to the Gitaly user; gitbak may run as root.
+            .args(["-c", "safe.directory=*", "-c", "core.hooksPath=/dev/null"])
+            .arg("--git-dir")
+            .arg(repository)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    fn spawn_error(&self, source: std::io::Error) -> GitError {
+        GitError::Spawn { program: self.program.display().to_string(), source }
+    }
+
+    /// Runs a short git command and returns its stdout; a non-zero exit is
+    /// an error unless `allowed` says otherwise.
+    pub(crate) async fn output(
+        &self,
+        repository: &Path,
+        args: &[&str],
+        allowed_status: &[i32],
+    ) -> Result<(i32, Vec<u8>), GitError> {
+        let output = self.command(repository, args).output().await.map_err(|e| self.spawn_error(e))?;
+        let code = output.status.code().unwrap_or(-1);
+        if output.status.success() || allowed_status.contains(&code) {
+            return Ok((code, output.stdout));
+        }
+        Err(GitError::Failed {
+            command: describe(args),
+            status: output.status,
+            stderr_tail: stderr_tail(&output.stderr),
+        })
+    }
+
+    /// Runs git without a repository (for `git init`).
+    pub(crate) fn command_without_repository<I, S>(&self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new(&self.program);
+        for name in SCRUBBED_ENV {
+            command.env_remove(name);
+        }
+        command
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
+
+    pub fn pack_threads(&self) -> usize {
+        self.pack_threads
+    }
+}
+
+/// The subcommand and its first plain argument, for messages.
+fn describe(args: &[&str]) -> String {
+    args.iter().take_while(|arg| !arg.starts_with('-')).take(1).copied().collect::<Vec<_>>().join(" ")
+}
+
+/// Git's last non-empty stderr line: the one that says what went wrong.
+pub(crate) fn stderr_tail(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().rev().map(str::trim).find(|line| !line.is_empty());
+    line.unwrap_or("no error message").to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stderr_tail_is_the_last_line() {
+        assert_eq!(stderr_tail(b"warning: x\nfatal: bad object\n\n"), "fatal: bad object");
+        assert_eq!(stderr_tail(b""), "no error message");
+        assert_eq!(describe(&["show-ref", "--head"]), "show-ref");
+    }
+}

@@ -1,0 +1,42 @@
+//! What happens to each job, as events; knows nothing of terminals or log
+//! formats (`cli::output` renders them).
+
+use super::Job;
+
+/// The command a run belongs to, as gitaly names it in log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandName {
+    Create,
+    Restore,
+}
+
+impl CommandName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Create => "create",
+            Self::Restore => "restore",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Event<'a> {
+    Started,
+    Completed,
+    /// Not an error: already done, or not for this node.
+    Skipped { reason: &'a str },
+    Failed { error: &'a str },
+    /// Something the administrator should know that did not fail the job.
+    Warning { message: &'a str },
+}
+
+pub trait Progress: Send + Sync {
+    fn job_event(&self, command: CommandName, job: &Job, event: Event<'_>);
+}
+
+/// Progress that goes nowhere, for unit tests.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn job_event(&self, _: CommandName, _: &Job, _: Event<'_>) {}
+}

@@ -1,0 +1,14 @@
+//! gitbak: fast, safe backups of GitLab repositories, compatible with
+//! gitaly-backup's on-storage layout and command line.
+//!
+//! This library is the binary's internals, not a stable API. Data flows one
+//! way: `cli` → `cmd` → `job` → `git` / `storage` / `layout` / `node`.
+
+pub mod cli;
+pub mod cmd;
+pub mod exit;
+pub mod git;
+pub mod job;
+pub mod layout;
+pub mod node;
+pub mod storage;

@@ -1,0 +1,160 @@
+//! Where backups live: the `Storage` trait, keys, errors, and `open()`.
+//!
+//! Callers see only this module's types; each provider's SDK types stay in
+//! its own file. The trait is small and object-safe; conveniences live in
+//! `StorageExt`, which implementors never override.
+
+pub mod digest;
+mod fs;
+pub mod location;
+pub mod memory;
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+pub use fs::FsStorage;
+pub use location::Location;
+pub use memory::MemoryStorage;
+
+/// A streamed body of unknown length.
+pub type ByteReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// A `/`-separated object key relative to the storage root. Never empty,
+/// never starts with `/`, and has no empty, `.` or `..` segments, so it is
+/// also a safe relative file path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key(String);
+
+impl Key {
+    pub fn new(key: impl Into<String>) -> Result<Self, StorageError> {
+        let key = key.into();
+        let valid = !key.is_empty()
+            && !key.contains('\0')
+            && key.split('/').all(|segment| !matches!(segment, "" | "." | ".."));
+        if valid {
+            Ok(Self(key))
+        } else {
+            Err(StorageError::InvalidKey { key })
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a put may replace an existing object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Fails with `AlreadyExists` if the key exists. Everything under a
+    /// backup id is written this way.
+    CreateOnly,
+    /// Only for gitaly's rewritten `+latest.toml`.
+    Overwrite,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub key: Key,
+    pub size: u64,
+    pub modified: SystemTime,
+}
+
+/// Errors the rest of the program can act on, each naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{key}: not found")]
+    NotFound { key: String },
+    #[error("{key}: already exists; gitbak never overwrites a backup file")]
+    AlreadyExists { key: String },
+    #[error("{key}: access denied: {message}")]
+    AccessDenied { key: String, message: String },
+    #[error("{key}: {message}")]
+    Other { key: String, message: String },
+    /// The data being uploaded could not be read (for a bundle: git failed).
+    #[error("{0}")]
+    Source(#[source] std::io::Error),
+    #[error("invalid storage key {key:?}")]
+    InvalidKey { key: String },
+}
+
+impl StorageError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::NotFound { .. })
+    }
+
+    fn from_io(key: &str, error: std::io::Error) -> Self {
+        let key = key.to_owned();
+        match error.kind() {
+            std::io::ErrorKind::NotFound => Self::NotFound { key },
+            std::io::ErrorKind::AlreadyExists => Self::AlreadyExists { key },
+            std::io::ErrorKind::PermissionDenied => Self::AccessDenied { key, message: error.to_string() },
+            _ => Self::Other { key, message: error.to_string() },
+        }
+    }
+}
+
+/// Contract: `put` is all-or-nothing (a failed or interrupted put leaves no
+/// visible object); `list` returns every object whose key starts with
+/// `prefix`, in no particular order; deleting a missing key is `Ok`.
+#[async_trait]
+pub trait Storage: fmt::Display + Send + Sync {
+    async fn put(&self, key: &Key, body: ByteReader, mode: WriteMode) -> Result<ObjectMeta, StorageError>;
+    async fn get(&self, key: &Key) -> Result<ByteReader, StorageError>;
+    /// `Ok(None)` when the key does not exist.
+    async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StorageError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError>;
+    async fn delete(&self, key: &Key) -> Result<(), StorageError>;
+}
+
+/// Conveniences over any `Storage`.
+#[async_trait]
+pub trait StorageExt: Storage {
+    async fn put_bytes(&self, key: &Key, bytes: Vec<u8>, mode: WriteMode) -> Result<ObjectMeta, StorageError> {
+        self.put(key, Box::pin(std::io::Cursor::new(bytes)), mode).await
+    }
+
+    /// Reads a whole small object (manifests, refs files).
+    async fn get_bytes(&self, key: &Key) -> Result<Vec<u8>, StorageError> {
+        let mut reader = self.get(key).await?;
+        let mut bytes = Vec::new();
+        reader
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|error| StorageError::from_io(key.as_str(), error))?;
+        Ok(bytes)
+    }
+}
+
+impl<S: Storage + ?Sized> StorageExt for S {}
+
+/// Opens the storage a location names.
+pub fn open(location: &Location) -> Result<Arc<dyn Storage>, StorageError> {
+    match location {
+        Location::Filesystem(root) => Ok(Arc::new(FsStorage::new(root.clone()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_safe_relative_paths() {
+        for bad in ["", "/a", "a//b", "a/../b", "./a", "a/", "a/."] {
+            assert!(Key::new(bad).is_err(), "{bad:?} accepted");
+        }
+        assert_eq!(Key::new("a/b.c").unwrap().as_str(), "a/b.c");
+    }
+}
