@@ -1,0 +1,56 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_gitbak_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_gitbak_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_gitbak_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_gitbak_using_subcommand
+    set -l cmd (__fish_gitbak_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c gitbak -n "__fish_gitbak_needs_command" -s h -l help -d 'Print help'
+complete -c gitbak -n "__fish_gitbak_needs_command" -s V -l version -d 'Print version'
+complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
+complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
+complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "generate" -d 'Write shell completions and man pages into a directory'
+complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l path -d 'Backup location: a directory or file:///DIR. Default: Gitaly\'s [backup] go_cloud_url' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel-storage -d 'Maximum repositories processed at once per storage (0: 2)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l storage -d 'Storage root directory; repeatable; wins over the Gitaly config' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l git -d 'The git binary to run' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l id -d 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l discover -d 'Back up every repository of every configured storage instead of reading stdin'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s h -l help -d 'Print help'
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l path -d 'Backup location: a directory or file:///DIR. Default: Gitaly\'s [backup] go_cloud_url' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel-storage -d 'Maximum repositories processed at once per storage (0: 2)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l storage -d 'Storage root directory; repeatable; wins over the Gitaly config' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l git -d 'The git binary to run' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l id -d 'Backup id to restore. Default: the latest backup of each repository' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c gitbak -n "__fish_gitbak_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "generate" -d 'Write shell completions and man pages into a directory'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
