@@ -83,7 +83,9 @@ impl Context {
             UsageError("no backup location: pass --path DIR, or set [backup] go_cloud_url in Gitaly's config".into())
         })?;
         let location = Location::parse(&location_text).map_err(|error| UsageError(error.to_string()))?;
-        let storage = crate::storage::open(&location).map_err(|error| UsageError(error.to_string()))?;
+        let storage = crate::storage::open(&location, crate::storage::Tuning::default())
+            .await
+            .map_err(|error| UsageError(error.to_string()))?;
         let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
         Ok(Self {
             storage,

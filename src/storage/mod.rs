@@ -8,6 +8,7 @@ pub mod digest;
 mod fs;
 pub mod location;
 pub mod memory;
+mod prefixed;
 
 use std::fmt;
 use std::pin::Pin;
@@ -80,6 +81,9 @@ pub enum StorageError {
     AlreadyExists { key: String },
     #[error("{key}: access denied: {message}")]
     AccessDenied { key: String, message: String },
+    /// Timeouts, 5xx, throttling, connection resets: worth retrying.
+    #[error("{key}: {message} (after retries)")]
+    Transient { key: String, message: String },
     #[error("{key}: {message}")]
     Other { key: String, message: String },
     /// The data being uploaded could not be read (for a bundle: git failed).
@@ -139,10 +143,33 @@ pub trait StorageExt: Storage {
 
 impl<S: Storage + ?Sized> StorageExt for S {}
 
+/// How uploads to object storage are cut and retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// First part size in bytes; parts grow as an upload grows.
+    pub part_size: usize,
+    /// Parts in flight per upload.
+    pub upload_concurrency: usize,
+    /// Attempts per request after the first, for transient errors.
+    pub retries: u32,
+    /// Write-once buckets: send checksums, never overwrite or delete.
+    pub immutable: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { part_size: 16 << 20, upload_concurrency: 4, retries: 5, immutable: false }
+    }
+}
+
 /// Opens the storage a location names.
-pub fn open(location: &Location) -> Result<Arc<dyn Storage>, StorageError> {
+pub async fn open(location: &Location, _tuning: Tuning) -> Result<Arc<dyn Storage>, StorageError> {
     match location {
         Location::Filesystem(root) => Ok(Arc::new(FsStorage::new(root.clone()))),
+        other => Err(StorageError::Other {
+            key: String::new(),
+            message: format!("{other}: this build of gitbak has no support for this provider yet"),
+        }),
     }
 }
 
