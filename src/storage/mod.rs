@@ -154,23 +154,31 @@ pub struct Tuning {
     pub retries: u32,
     /// Write-once buckets: send checksums, never overwrite or delete.
     pub immutable: bool,
+    /// Keys per list request (providers cap it at 1000 or 5000).
+    pub list_page_size: u32,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { part_size: 16 << 20, upload_concurrency: 4, retries: 5, immutable: false }
+        Self { part_size: 16 << 20, upload_concurrency: 4, retries: 5, immutable: false, list_page_size: 1000 }
     }
 }
 
 /// Opens the storage a location names.
 pub async fn open(location: &Location, _tuning: Tuning) -> Result<Arc<dyn Storage>, StorageError> {
-    match location {
-        Location::Filesystem(root) => Ok(Arc::new(FsStorage::new(root.clone()))),
-        other => Err(StorageError::Other {
-            key: String::new(),
-            message: format!("{other}: this build of gitbak has no support for this provider yet"),
-        }),
-    }
+    let storage: Arc<dyn Storage> = match location {
+        Location::Filesystem(root) => Arc::new(FsStorage::new(root.clone())),
+        other => {
+            return Err(StorageError::Other {
+                key: String::new(),
+                message: format!("{other}: this build of gitbak has no support for this provider yet"),
+            })
+        }
+    };
+    Ok(match location.prefix() {
+        "" => storage,
+        prefix => Arc::new(prefixed::Prefixed::new(storage, prefix.to_owned())),
+    })
 }
 
 #[cfg(test)]

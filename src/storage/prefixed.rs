@@ -2,18 +2,19 @@
 //! drop it again, so the rest of gitbak never sees it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, WriteMode};
 
-pub struct Prefixed<S> {
-    inner: S,
+pub struct Prefixed {
+    inner: Arc<dyn Storage>,
     prefix: String,
 }
 
-impl<S> Prefixed<S> {
-    pub fn new(inner: S, prefix: String) -> Self {
+impl Prefixed {
+    pub fn new(inner: Arc<dyn Storage>, prefix: String) -> Self {
         Self { inner, prefix }
     }
 
@@ -22,14 +23,14 @@ impl<S> Prefixed<S> {
     }
 }
 
-impl<S: fmt::Display> fmt::Display for Prefixed<S> {
+impl fmt::Display for Prefixed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} (prefix {})", self.inner, self.prefix)
     }
 }
 
 #[async_trait]
-impl<S: Storage> Storage for Prefixed<S> {
+impl Storage for Prefixed {
     async fn put(&self, key: &Key, body: ByteReader, mode: WriteMode) -> Result<ObjectMeta, StorageError> {
         let mut meta = self.inner.put(&self.full(key)?, body, mode).await?;
         meta.key = key.clone();
@@ -70,7 +71,7 @@ mod tests {
 
     #[tokio::test]
     async fn keys_are_prefixed_and_listings_are_not() {
-        let storage = Prefixed::new(MemoryStorage::default(), "team/gitaly/".into());
+        let storage = Prefixed::new(Arc::new(MemoryStorage::default()), "team/gitaly/".into());
         let key = Key::new("manifests/a.toml").unwrap();
         storage.put_bytes(&key, b"x".to_vec(), WriteMode::CreateOnly).await.unwrap();
         assert!(storage.inner.head(&Key::new("team/gitaly/manifests/a.toml").unwrap()).await.unwrap().is_some());
