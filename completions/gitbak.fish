@@ -36,8 +36,12 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel-storag
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l storage -d 'Storage root directory; repeatable; wins over the Gitaly config' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l git -d 'The git binary to run' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l id -d 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l discover -d 'Back up every repository of every configured storage instead of reading stdin'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l path -d 'Backup location: a directory or file:///DIR. Default: Gitaly\'s [backup] go_cloud_url' -r
@@ -46,8 +50,12 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel-stora
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l storage -d 'Storage root directory; repeatable; wins over the Gitaly config' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l git -d 'The git binary to run' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l id -d 'Backup id to restore. Default: the latest backup of each repository' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'

@@ -81,6 +81,19 @@ pub struct CommonArgs {
     /// The git binary to run.
     #[arg(long, env = "GITBAK_GIT", default_value = "git", value_name = "PATH")]
     pub git: PathBuf,
+    /// Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly's [backup] buffer_size).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub part_size: Option<usize>,
+    /// Parts of one upload in flight at once.
+    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub upload_concurrency: u16,
+    /// Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub retries: u32,
+    /// Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite
+    /// or delete anything, skip +latest.toml, send request checksums.
+    #[arg(long)]
+    pub immutable: bool,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +124,28 @@ fn parse_storage(text: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
+/// Bytes with an optional K/M/G (1000s) or KiB/MiB/GiB (1024s) suffix.
+fn parse_size(text: &str) -> Result<usize, String> {
+    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits_end);
+    let number: usize = number.parse().map_err(|_| format!("expected a size such as 16MiB, got {text:?}"))?;
+    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
+    };
+    let size = number.checked_mul(multiplier).ok_or_else(|| format!("{text} is too large"))?;
+    if size < (5 << 20) {
+        return Err(format!("{text} is below the 5 MiB minimum part size of object stores"));
+    }
+    Ok(size)
+}
+
 fn parse_id(id: &str) -> Result<BackupId, UsageError> {
     BackupId::parse(id).map_err(|error| UsageError(format!("--id: {error}")))
 }
@@ -139,6 +174,10 @@ impl CommonArgs {
             gitaly_config: self.gitaly_config.clone(),
             git: self.git.clone(),
             parallel,
+            part_size: self.part_size,
+            upload_concurrency: usize::from(self.upload_concurrency),
+            retries: self.retries,
+            immutable: self.immutable,
         }
     }
 }
@@ -238,6 +277,15 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_size("8000000"), Ok(8_000_000));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert!(parse_size("1MiB").is_err());
+        assert!(parse_size("16 parsecs").is_err());
     }
 
     #[test]

@@ -216,10 +216,15 @@ async fn put_small(ctx: &Context, target: &Target, key: &Key, bytes: Vec<u8>) ->
 }
 
 /// Written last: readers take an existing manifest as proof that every file
-/// it names is complete (spec §3.4). `+latest.toml` follows, as in 19.0.
+/// it names is complete (spec §3.4). `+latest.toml` follows, as in 19.0,
+/// except on write-once storage, where readers find the newest manifest by
+/// listing instead.
 async fn write_manifest(ctx: &Context, target: &Target, manifest: &Manifest) -> Result<(), CreateError> {
     let text = manifest.render().into_bytes();
     ctx.storage.put_bytes(&target.manifest_key, text.clone(), WriteMode::CreateOnly).await?;
+    if ctx.immutable {
+        return Ok(());
+    }
     let latest = layout::latest_manifest_key(&target.storage_name, &target.path);
     ctx.storage.put_bytes(&latest, text, WriteMode::Overwrite).await?;
     Ok(())

@@ -15,7 +15,7 @@ use crate::job::progress::Progress;
 use crate::job::scheduler::Limits;
 use crate::layout::{RelativePath, StorageName};
 use crate::node::StorageRoots;
-use crate::storage::Storage;
+use crate::storage::{Storage, Tuning};
 
 /// Everything a command needs, passed explicitly.
 #[derive(Clone)]
@@ -27,6 +27,8 @@ pub struct Context {
     pub cancel: CancellationToken,
     /// Seconds since the Unix epoch; injected so tests can fix it.
     pub now: fn() -> i64,
+    /// Write-once storage: nothing is ever overwritten (no `+latest.toml`).
+    pub immutable: bool,
 }
 
 /// Options shared by create and restore.
@@ -61,6 +63,12 @@ pub struct Setup {
     pub git: std::path::PathBuf,
     /// Global job limit, to share the cores between pack-objects runs.
     pub parallel: usize,
+    /// `--part-size`; `None`: Gitaly's `buffer_size` when the location comes
+    /// from its config, else the default.
+    pub part_size: Option<usize>,
+    pub upload_concurrency: usize,
+    pub retries: u32,
+    pub immutable: bool,
 }
 
 impl Context {
@@ -79,11 +87,21 @@ impl Context {
             Some(path) => GitalyConfig::load(path).map_err(|error| UsageError(error.to_string()))?,
             None => GitalyConfig::default(),
         };
+        let from_config = setup.location.is_none();
         let location_text = setup.location.clone().or_else(|| config.backup.go_cloud_url.clone()).ok_or_else(|| {
             UsageError("no backup location: pass --path DIR, or set [backup] go_cloud_url in Gitaly's config".into())
         })?;
         let location = Location::parse(&location_text).map_err(|error| UsageError(error.to_string()))?;
-        let storage = crate::storage::open(&location, crate::storage::Tuning::default())
+        let defaults = Tuning::default();
+        let config_part_size = config.backup.buffer_size.filter(|_| from_config).and_then(|size| usize::try_from(size).ok());
+        let tuning = Tuning {
+            part_size: setup.part_size.or(config_part_size).unwrap_or(defaults.part_size),
+            upload_concurrency: setup.upload_concurrency.max(1),
+            retries: setup.retries,
+            immutable: setup.immutable,
+            ..defaults
+        };
+        let storage = crate::storage::open(&location, tuning)
             .await
             .map_err(|error| UsageError(error.to_string()))?;
         let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
@@ -94,6 +112,7 @@ impl Context {
             progress,
             cancel,
             now: unix_now,
+            immutable: setup.immutable,
         })
     }
 }
