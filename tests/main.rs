@@ -1,0 +1,14 @@
+//! The one integration-test binary: every test runs the real `gitbak`
+//! binary against real git repositories built by `fixtures/repos/make-*.sh`.
+//!
+//! Run with `cargo test --test main`. Modules: `support` (TestEnv, hermetic
+//! git, helpers), one module per command, and `regression` (compatibility
+//! with backups gitaly-backup wrote, and fixed bugs).
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod create;
+mod regression;
+mod restore;
+mod storage;

@@ -1,0 +1,237 @@
+//! `TestEnv`: one temporary directory per test holding storage roots, a
+//! backup location and a private HOME, with helpers that build fixture
+//! repositories, run the real `gitbak` binary and run git.
+//!
+//! Everything runs hermetically (see `command::hermetic`): no system or
+//! global git config, fixed identities and dates, no Gitaly config.
+
+mod command;
+mod repository;
+mod snapshot;
+
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+
+pub use command::Run;
+pub use repository::{Repo, RepoState};
+pub use snapshot::{assert_no_temp_dirs, files_under, modified_times, sha256_hex, snapshot, Entry};
+
+/// A temporary world for one test; removed on drop.
+pub struct TestEnv {
+    temp: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let temp = tempfile::Builder::new()
+            .prefix("gitbak-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(temp.path().join("home")).unwrap();
+        Self { temp }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.temp.path()
+    }
+
+    fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+
+    /// The root directory of a storage (created if needed). Roots of
+    /// different names never overlap, so "a fresh second storage root" is
+    /// just another name.
+    pub fn storage_root(&self, name: &str) -> PathBuf {
+        let root = self.root().join("storages").join(name);
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+
+    /// The backup location passed as `--path` (gitbak creates it).
+    pub fn backups(&self) -> PathBuf {
+        self.root().join("backups")
+    }
+
+    /// A file or directory of the backup location, by its storage key.
+    pub fn backup_file(&self, key: &str) -> PathBuf {
+        self.backups().join(key)
+    }
+
+    /// Builds `fixtures/repos/make-<name>.sh` in storage `default` at
+    /// `fixtures/<name>.git`.
+    pub fn fixture(&self, name: &str) -> Repo {
+        self.fixture_at("default", name, &format!("fixtures/{name}.git"), &[])
+    }
+
+    /// Builds `make-<name>.sh` in the storage root named `root_name` (also
+    /// used as the storage name) at `relative_path`, with extra environment
+    /// variables for the script (e.g. `REFS`).
+    pub fn fixture_at(
+        &self,
+        root_name: &str,
+        name: &str,
+        relative_path: &str,
+        vars: &[(&str, &str)],
+    ) -> Repo {
+        let repo = Repo::new(root_name, self.storage_root(root_name), relative_path);
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("fixtures/repos/make-{name}.sh"));
+        let mut command = command::hermetic("bash", &self.home());
+        command
+            .arg(&script)
+            .arg(&repo.storage_root)
+            .arg(relative_path);
+        for (key, value) in vars {
+            command.env(key, value);
+        }
+        command::run(&mut command, b"").assert_success();
+        repo
+    }
+
+    /// `gitbak <args>`; add stdin and run with the returned builder.
+    pub fn gitbak<I, S>(&self, args: I) -> Gitbak<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Gitbak {
+            env: self,
+            args: args
+                .into_iter()
+                .map(|arg| arg.as_ref().to_owned())
+                .collect(),
+            stdin: Vec::new(),
+        }
+    }
+
+    /// `gitbak create --path <backups> --storage …(of repos) --id <id>`,
+    /// with one job line per repository.
+    pub fn create(&self, id: &str, repos: &[&Repo]) -> Run {
+        self.gitbak(["create", "--id", id])
+            .backup_path()
+            .storages_of(repos)
+            .jobs(repos)
+            .run()
+    }
+
+    /// `gitbak restore --path <backups> --storage …(of repos) [extra]`,
+    /// with one job line per repository.
+    pub fn restore(&self, repos: &[&Repo], extra: &[&str]) -> Run {
+        self.gitbak(["restore"])
+            .args(extra)
+            .backup_path()
+            .storages_of(repos)
+            .jobs(repos)
+            .run()
+    }
+
+    /// `git --git-dir <repository> <args>`, which must succeed; its stdout.
+    pub fn git<I, S>(&self, repository: &Path, args: I) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.git_with_input(repository, args, b"")
+    }
+
+    /// Like `git`, feeding `input` to git's stdin.
+    pub fn git_with_input<I, S>(&self, repository: &Path, args: I, input: &[u8]) -> String
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.git_run(repository, args, input)
+            .assert_success()
+            .stdout
+            .clone()
+    }
+
+    /// `git --git-dir <repository> <args>` whatever its exit status.
+    pub fn git_run<I, S>(&self, repository: &Path, args: I, input: &[u8]) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = command::hermetic("git", &self.home());
+        command.arg("--git-dir").arg(repository).args(args);
+        command::run(&mut command, input)
+    }
+
+    /// Any other program (tar, git init) in the hermetic environment.
+    pub fn program<I, S>(&self, program: &str, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = command::hermetic(program, &self.home());
+        command.args(args);
+        command::run(&mut command, b"")
+    }
+
+    /// A new empty bare repository outside every storage, for checking
+    /// bundles with git itself.
+    pub fn scratch_repository(&self, name: &str, object_format: &str) -> PathBuf {
+        let path = self.root().join("scratch").join(name);
+        let format = format!("--object-format={object_format}");
+        self.program(
+            "git",
+            ["init", "--bare", "-q", &format, path.to_str().unwrap()],
+        )
+        .assert_success();
+        path
+    }
+}
+
+/// A `gitbak` invocation being built.
+pub struct Gitbak<'a> {
+    env: &'a TestEnv,
+    args: Vec<OsString>,
+    stdin: Vec<u8>,
+}
+
+impl Gitbak<'_> {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|arg| arg.as_ref().to_owned()));
+        self
+    }
+
+    /// `--path <backups>`.
+    pub fn backup_path(self) -> Self {
+        let path = self.env.backups();
+        self.args([OsStr::new("--path"), path.as_os_str()])
+    }
+
+    /// One `--storage NAME=DIR` per distinct storage of `repos`.
+    pub fn storages_of(self, repos: &[&Repo]) -> Self {
+        let storages: BTreeSet<String> = repos.iter().map(|repo| repo.storage_arg()).collect();
+        let mut this = self;
+        for storage in storages {
+            this = this.args(["--storage", &storage]);
+        }
+        this
+    }
+
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = input.into();
+        self
+    }
+
+    /// Stdin of one job line per repository.
+    pub fn jobs(self, repos: &[&Repo]) -> Self {
+        let lines: String = repos.iter().map(|repo| repo.job_line() + "\n").collect();
+        self.stdin(lines)
+    }
+
+    pub fn run(self) -> Run {
+        let mut command = command::hermetic(env!("CARGO_BIN_EXE_gitbak"), &self.env.home());
+        command.args(&self.args);
+        command::run(&mut command, &self.stdin)
+    }
+}
