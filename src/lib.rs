@@ -4,6 +4,9 @@
 //! This library is the binary's internals, not a stable API. Data flows one
 //! way: `cli` → `cmd` → `job` → `git` / `storage` / `layout` / `node`.
 
+// Unit tests may unwrap; production code may not (`[lints.clippy]` in Cargo.toml).
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod cli;
 pub mod cmd;
 pub mod exit;

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{files_under, modified_times, sha256_hex, snapshot, Entry, Repo, TestEnv};
+use crate::support::{files_under, modified_times, sha256_hex, snapshot, Entry, Repo, RepoState, TestEnv};
 
 const ID: &str = "20240101000000";
 
@@ -395,4 +395,42 @@ fn rerun_with_the_same_id_skips_and_changes_nothing() {
     );
     assert_eq!(snapshot(&env.backups()), files);
     assert_eq!(modified_times(&env.backups()), times);
+}
+
+#[test]
+fn rerun_keeps_a_complete_bundle_left_without_manifest() {
+    let env = TestEnv::new();
+    let repo = env.fixture("branches-and-tags");
+    back_up(&env, std::slice::from_ref(&repo));
+    // An interruption after the bundle landed, before the refs file and manifests.
+    let bundle_bytes = std::fs::read(env.backup_file(&repo.step_key(ID, "001.bundle"))).unwrap();
+    for key in [repo.manifest_key(ID), repo.step_key(ID, "001.refs")] {
+        std::fs::remove_file(env.backup_file(&key)).unwrap();
+    }
+    let latest = env.backup_file(&repo.manifest_key(ID)).with_file_name("+latest.toml");
+    std::fs::remove_file(latest).unwrap();
+
+    env.create(ID, &[&repo]).assert_success();
+    assert_eq!(std::fs::read(env.backup_file(&repo.step_key(ID, "001.bundle"))).unwrap(), bundle_bytes);
+    let manifest = manifest_text(&env, &repo, ID);
+    assert!(manifest.contains(&format!("sha256 = '{}'", sha256_hex(&bundle_bytes))), "{manifest}");
+    let restored = repo.on_root(env.storage_root("restored"));
+    env.restore(&[&restored], &["--id", ID]).assert_success();
+    RepoState::capture(&env, &repo.path()).assert_same(&RepoState::capture(&env, &restored.path()), "restored");
+}
+
+#[test]
+fn rerun_refuses_a_leftover_bundle_of_another_repository_state() {
+    let env = TestEnv::new();
+    let repo = env.fixture("linear");
+    back_up(&env, std::slice::from_ref(&repo));
+    std::fs::remove_file(env.backup_file(&repo.manifest_key(ID))).unwrap();
+    env.diverge(&repo.path());
+
+    let run = env.create(ID, &[&repo]);
+    run.assert_code(1);
+    let error = run.job_error("create", &repo.relative_path);
+    assert!(error.contains("001.bundle exists but no manifest names it"), "{error}");
+    assert!(error.contains("use another --id"), "{error}");
+    assert!(!env.backup_file(&repo.manifest_key(ID)).exists());
 }

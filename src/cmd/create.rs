@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::git::bundle::full_bundle_header;
+use crate::git::bundle::{drain, full_bundle_header, read_bundle_header};
 use crate::git::refs::RefsSnapshot;
 use crate::git::refs::RepositoryIdentity;
 use crate::job::progress::CommandName;
@@ -17,7 +17,7 @@ use crate::job::Job;
 use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest, Step};
 use crate::layout::{self, BackupId, RelativePath, StorageName, StepKeys};
 use crate::node::hooks;
-use crate::storage::digest::{digest_of, DigestReader};
+use crate::storage::digest::{digest_of, BodyDigest, DigestReader};
 use crate::storage::{Key, StorageError, StorageExt, WriteMode};
 
 use super::{validate, Context, RunOptions};
@@ -45,7 +45,7 @@ enum CreateError {
     Storage(#[from] StorageError),
     #[error(
         "{key} exists but no manifest names it: an earlier run with backup id {id} was interrupted \
-         after writing it; delete that directory or use another --id"
+         and the repository has changed since; delete that directory or use another --id"
     )]
     Orphan { key: String, id: String },
 }
@@ -59,7 +59,7 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
     });
     let report =
         scheduler::run(jobs, options.run.limits, CommandName::Create, ctx.progress.clone(), ctx.cancel.clone(), work).await;
-    let marker = if report.input_error.is_none() && !report.interrupted && report.completed + report.skipped > 0 {
+    let marker = if report.input_error.is_none() && !report.interrupted && report.completed + report.already_done > 0 {
         write_marker(ctx, &options.id).await
     } else {
         Ok(false)
@@ -90,7 +90,7 @@ async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outco
     };
     let manifest_key = layout::manifest_key(&storage_name, &path, &options.id);
     match ctx.storage.head(&manifest_key).await {
-        Ok(Some(_)) => return Outcome::Skipped(format!("already backed up as {}", options.id)),
+        Ok(Some(_)) => return Outcome::AlreadyDone(format!("already backed up as {}", options.id)),
         Ok(None) => {}
         Err(error) => return Outcome::Failed(error.to_string()),
     }
@@ -175,16 +175,36 @@ async fn upload_bundle(
     let pack = ctx.git.pack_objects(&target.repository, tips)?;
     let body = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(header), pack);
     let (body, digest) = DigestReader::new(body);
-    match ctx.storage.put(&keys.bundle, Box::pin(body), WriteMode::CreateOnly).await {
-        Ok(_) => {}
-        Err(StorageError::AlreadyExists { key }) => {
-            return Err(CreateError::Orphan { key, id: target.id.to_string() });
-        }
+    let digest = match ctx.storage.put(&keys.bundle, Box::pin(body), WriteMode::CreateOnly).await {
+        Ok(_) => digest.finish(),
+        Err(StorageError::AlreadyExists { .. }) => adopt_bundle(ctx, target, &keys.bundle, identity, refs).await?,
         Err(error) => return Err(error.into()),
-    }
-    let digest = digest.finish();
+    };
     tracing::debug!(bytes = digest.size, "bundle uploaded");
     Ok(FileDigest { path: keys.bundle.to_string(), size: digest.size, sha256: digest.sha256 })
+}
+
+/// A bundle already there under this id was written by an interrupted run
+/// (storage makes every object all-or-nothing, so it is complete). It is
+/// kept when it holds exactly the refs of this snapshot, and so the same
+/// objects; otherwise it belongs to another state of the repository.
+async fn adopt_bundle(
+    ctx: &Context,
+    target: &Target,
+    key: &Key,
+    identity: &RepositoryIdentity,
+    refs: &RefsSnapshot,
+) -> Result<BodyDigest, CreateError> {
+    let orphan = || CreateError::Orphan { key: key.to_string(), id: target.id.to_string() };
+    let (reader, digest) = DigestReader::new(ctx.storage.get(key).await?);
+    let mut reader = tokio::io::BufReader::new(reader);
+    let header = read_bundle_header(&mut reader, key.as_str()).await.map_err(|_| orphan())?;
+    if header.object_format != identity.object_format || !header.prerequisites.is_empty() || header.refs != refs.lines {
+        return Err(orphan());
+    }
+    drain(&mut reader).await.map_err(|error| StorageError::Other { key: key.to_string(), message: error.to_string() })?;
+    tracing::debug!(%key, "kept the complete bundle of an interrupted run");
+    Ok(digest.finish())
 }
 
 async fn upload_custom_hooks(ctx: &Context, target: &Target, keys: &StepKeys) -> Result<Option<FileDigest>, CreateError> {

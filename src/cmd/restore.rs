@@ -228,7 +228,8 @@ impl Restore<'_> {
             if step.ref_path.is_empty() {
                 return Err(RestoreError::Backup(format!("step {} of the manifest has no ref_path", index + 1)));
             }
-            let refs = parse_ref_lines(&self.read_small(&step.ref_path).await?)?;
+            let refs = parse_ref_lines(&self.read_small(&step.ref_path).await?)
+                .map_err(|error| RestoreError::Backup(format!("{}: {error}", step.ref_path)))?;
             if !refs.is_empty() && !step.bundle_path.is_empty() {
                 let mut reader = BufReader::with_capacity(PACK_BUFFER, self.open(&step.bundle_path).await?);
                 let header = read_bundle_header(&mut reader, &step.bundle_path).await?;
@@ -248,8 +249,9 @@ impl Restore<'_> {
                 }
                 let self_contained = prerequisites.is_empty();
                 all_self_contained &= self_contained;
-                git.index_pack(repository, &mut reader, self_contained).await?;
-                drain(&mut reader).await.map_err(|error| RestoreError::Backup(error.to_string()))?;
+                let in_bundle = |error: String| RestoreError::Backup(format!("{}: {error}", step.bundle_path));
+                git.index_pack(repository, &mut reader, self_contained).await.map_err(|e| in_bundle(e.to_string()))?;
+                drain(&mut reader).await.map_err(|error| in_bundle(error.to_string()))?;
                 bundle_refs = header.refs;
             }
             last_refs = refs;

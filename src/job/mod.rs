@@ -23,8 +23,8 @@ pub struct Job {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    #[error("stdin line {line}: invalid JSON: {detail}")]
-    Syntax { line: usize, detail: String },
+    #[error("stdin line {line}, column {column}: invalid JSON: {detail}{}", object_start(*line, *start))]
+    Syntax { line: usize, column: usize, start: usize, detail: String },
     #[error("stdin line {line}: field {field:?} must be {expected}")]
     FieldType { line: usize, field: &'static str, expected: &'static str },
     #[error("stdin line {line}: expected a JSON object, found {found}")]
@@ -33,6 +33,24 @@ pub enum InputError {
     Truncated { line: usize },
     #[error("reading stdin: {0}")]
     Io(#[from] std::io::Error),
+}
+
+fn object_start(line: usize, start: usize) -> String {
+    if line == start {
+        String::new()
+    } else {
+        format!(" (in the JSON object that starts on line {start})")
+    }
+}
+
+/// serde_json's message without its position, which counts from the start
+/// of the object being decoded rather than of stdin.
+fn without_position(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    match text.rfind(" at line ") {
+        Some(end) => text[..end].to_owned(),
+        None => text,
+    }
 }
 
 /// Streams jobs from a stream of JSON objects, one per line in practice,
@@ -84,9 +102,12 @@ impl<R: AsyncBufRead + Unpin> JobReader<R> {
         match stream.next() {
             None => Ok(None),
             Some(Err(error)) if error.is_eof() => Ok(None),
-            Some(Err(error)) => {
-                Err(InputError::Syntax { line: self.pending_line + error.line().saturating_sub(1), detail: error.to_string() })
-            }
+            Some(Err(error)) => Err(InputError::Syntax {
+                line: self.pending_line + error.line().saturating_sub(1),
+                column: error.column(),
+                start: self.pending_line,
+                detail: without_position(&error),
+            }),
             Some(Ok(value)) => {
                 let consumed = stream.byte_offset();
                 let line = self.pending_line;
@@ -181,6 +202,10 @@ mod tests {
         let (jobs, error) = read_all("{\"storage_name\":\"a\",\"relative_path\":\"x.git\"}\n{\"storage_name\": oops}\n").await;
         assert_eq!(jobs.len(), 1);
         assert!(matches!(error, Some(InputError::Syntax { line: 2, .. })), "{error:?}");
+        let (_, error) = read_all("{\"storage_name\":\"a\",\n{\"storage_name\":\"b\"}\n").await;
+        let text = error.unwrap().to_string();
+        assert!(text.starts_with("stdin line 2, column 1: invalid JSON"), "{text}");
+        assert!(text.ends_with("(in the JSON object that starts on line 1)"), "{text}");
         let (_, error) = read_all("{\"relative_path\": 5}\n").await;
         assert!(matches!(error, Some(InputError::FieldType { line: 1, field: "relative_path", .. })));
         let (_, error) = read_all("\n\n{\"relative_path\": \"x\"\n").await;

@@ -22,6 +22,8 @@ use super::{InputError, Job, JobReader};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Completed,
+    /// Done by an earlier run (resuming a backup id); logged as skipped.
+    AlreadyDone(String),
     Skipped(String),
     Failed(String),
 }
@@ -57,6 +59,7 @@ impl JobSource for std::vec::IntoIter<Job> {
 #[derive(Debug, Default)]
 pub struct RunReport {
     pub completed: usize,
+    pub already_done: usize,
     pub skipped: usize,
     /// In completion order, as gitaly's summary lists them.
     pub failures: Vec<(Job, String)>,
@@ -64,11 +67,6 @@ pub struct RunReport {
     pub interrupted: bool,
 }
 
-impl RunReport {
-    pub fn succeeded_any(&self) -> bool {
-        self.completed + self.skipped > 0
-    }
-}
 
 pub type Work = Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync>;
 
@@ -119,7 +117,9 @@ pub async fn run(
             };
             match &outcome {
                 Some(Outcome::Completed) => progress.job_event(command, &job, Event::Completed),
-                Some(Outcome::Skipped(reason)) => progress.job_event(command, &job, Event::Skipped { reason }),
+                Some(Outcome::Skipped(reason) | Outcome::AlreadyDone(reason)) => {
+                    progress.job_event(command, &job, Event::Skipped { reason })
+                }
                 Some(Outcome::Failed(error)) => progress.job_event(command, &job, Event::Failed { error }),
                 None => {}
             }
@@ -136,6 +136,7 @@ pub async fn run(
 fn record(report: &mut RunReport, finished: Result<(Job, Option<Outcome>), tokio::task::JoinError>) {
     match finished {
         Ok((_, Some(Outcome::Completed))) => report.completed += 1,
+        Ok((_, Some(Outcome::AlreadyDone(_)))) => report.already_done += 1,
         Ok((_, Some(Outcome::Skipped(_)))) => report.skipped += 1,
         Ok((job, Some(Outcome::Failed(error)))) => report.failures.push((job, error)),
         Ok((_, None)) => report.interrupted = true,
