@@ -406,3 +406,45 @@ async fn gcs_stalled_server_fails_the_upload_and_leaves_nothing() {
     let listed = storage.list("fault/").await.unwrap();
     assert!(listed.is_empty(), "a failed upload is listed: {listed:?}");
 }
+
+#[tokio::test]
+async fn gcs_bodies_ending_on_a_chunk_boundary() {
+    let emulator = Emulator::start();
+    emulator.create_bucket("boundaries");
+    let url = emulator.url("boundaries");
+    let storage = gitbak::storage::open(&Location::parse(&url).unwrap(), small_tuning())
+        .await
+        .unwrap();
+    // The last request of these uploads is empty: "bytes */total".
+    for (name, len) in [("one-part", 5 << 20), ("two-parts", 10 << 20)] {
+        let key = Key::new(format!("boundary/{name}")).unwrap();
+        let body = pattern(len, 5);
+        let meta = storage
+            .put_bytes(&key, body.clone(), WriteMode::CreateOnly)
+            .await
+            .unwrap();
+        assert_eq!(meta.size, len as u64, "{name}");
+        assert!(
+            storage.get_bytes(&key).await.unwrap() == body,
+            "{name}: body differs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn gcs_refused_connection_is_transient_and_quick() {
+    let url = format!(
+        "gs://b?endpoint=http://127.0.0.1:{}&anonymous=true",
+        free_port()
+    );
+    let started = Instant::now();
+    let result = gitbak::storage::open(&Location::parse(&url).unwrap(), small_tuning()).await;
+    let error = result.err().expect("nothing listens there");
+    assert!(matches!(error, StorageError::Transient { .. }), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(error.to_string().contains("cannot connect"), "{error}");
+}
