@@ -16,7 +16,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 /// Tuning for conformance runs: parts of 5 MiB (S3's minimum) and pages of
 /// 10 keys, so multi-part uploads and pagination happen with little data.
 pub fn small_tuning() -> Tuning {
-    Tuning { part_size: 5 << 20, upload_concurrency: 2, retries: 2, immutable: false, list_page_size: 10 }
+    Tuning {
+        part_size: 5 << 20,
+        upload_concurrency: 2,
+        retries: 2,
+        immutable: false,
+        list_page_size: 10,
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift), incompressible enough.
@@ -39,7 +45,11 @@ struct FailingBody {
 }
 
 impl AsyncRead for FailingBody {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         match Pin::new(&mut self.good).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() == before => {
@@ -64,79 +74,186 @@ pub struct Unenforced {
 pub async fn conformance(storage: Arc<dyn Storage>, unenforced: Unenforced) {
     let name = storage.to_string();
     // Empty and small bodies.
-    for (path, body) in [("c/empty", Vec::new()), ("c/small", b"hello bundle".to_vec())] {
-        let meta = storage.put_bytes(&key(path), body.clone(), WriteMode::CreateOnly).await.unwrap();
+    for (path, body) in [
+        ("c/empty", Vec::new()),
+        ("c/small", b"hello bundle".to_vec()),
+    ] {
+        let meta = storage
+            .put_bytes(&key(path), body.clone(), WriteMode::CreateOnly)
+            .await
+            .unwrap();
         assert_eq!(meta.size, body.len() as u64, "{name}: size of {path}");
-        assert_eq!(storage.get_bytes(&key(path)).await.unwrap(), body, "{name}: body of {path}");
-        let head = storage.head(&key(path)).await.unwrap().expect("head finds the object");
+        assert_eq!(
+            storage.get_bytes(&key(path)).await.unwrap(),
+            body,
+            "{name}: body of {path}"
+        );
+        let head = storage
+            .head(&key(path))
+            .await
+            .unwrap()
+            .expect("head finds the object");
         assert_eq!(head.size, body.len() as u64);
     }
     // A streamed body of several parts, read back as a stream.
     let big = pattern(12 << 20, 7);
     let meta = storage
-        .put(&key("c/multi/part.bundle"), Box::pin(io::Cursor::new(big.clone())), WriteMode::CreateOnly)
+        .put(
+            &key("c/multi/part.bundle"),
+            Box::pin(io::Cursor::new(big.clone())),
+            WriteMode::CreateOnly,
+        )
         .await
         .unwrap();
     assert_eq!(meta.size, big.len() as u64, "{name}: multipart size");
     let mut back = Vec::new();
-    storage.get(&key("c/multi/part.bundle")).await.unwrap().read_to_end(&mut back).await.unwrap();
-    assert!(back == big, "{name}: multipart body differs ({} bytes back)", back.len());
+    storage
+        .get(&key("c/multi/part.bundle"))
+        .await
+        .unwrap()
+        .read_to_end(&mut back)
+        .await
+        .unwrap();
+    assert!(
+        back == big,
+        "{name}: multipart body differs ({} bytes back)",
+        back.len()
+    );
     // Create-only conflicts, small and multipart.
-    let conflict = storage.put_bytes(&key("c/small"), b"other".to_vec(), WriteMode::CreateOnly).await;
-    assert!(matches!(conflict, Err(StorageError::AlreadyExists { .. })), "{name}: small overwrite: {conflict:?}");
-    assert_eq!(storage.get_bytes(&key("c/small")).await.unwrap(), b"hello bundle");
     let conflict = storage
-        .put(&key("c/multi/part.bundle"), Box::pin(io::Cursor::new(pattern(11 << 20, 9))), WriteMode::CreateOnly)
+        .put_bytes(&key("c/small"), b"other".to_vec(), WriteMode::CreateOnly)
+        .await;
+    assert!(
+        matches!(conflict, Err(StorageError::AlreadyExists { .. })),
+        "{name}: small overwrite: {conflict:?}"
+    );
+    assert_eq!(
+        storage.get_bytes(&key("c/small")).await.unwrap(),
+        b"hello bundle"
+    );
+    let conflict = storage
+        .put(
+            &key("c/multi/part.bundle"),
+            Box::pin(io::Cursor::new(pattern(11 << 20, 9))),
+            WriteMode::CreateOnly,
+        )
         .await;
     if unenforced.create_only_multipart {
         eprintln!("{name}: SKIPPED create_only_multipart: the emulator does not enforce create-only on multi-part uploads");
     } else {
-        assert!(matches!(conflict, Err(StorageError::AlreadyExists { .. })), "{name}: multipart overwrite: {conflict:?}");
+        assert!(
+            matches!(conflict, Err(StorageError::AlreadyExists { .. })),
+            "{name}: multipart overwrite: {conflict:?}"
+        );
         let mut again = Vec::new();
-        storage.get(&key("c/multi/part.bundle")).await.unwrap().read_to_end(&mut again).await.unwrap();
-        assert!(again == big, "{name}: a refused overwrite changed the object");
+        storage
+            .get(&key("c/multi/part.bundle"))
+            .await
+            .unwrap()
+            .read_to_end(&mut again)
+            .await
+            .unwrap();
+        assert!(
+            again == big,
+            "{name}: a refused overwrite changed the object"
+        );
     }
     // Overwrite is allowed where asked for (+latest.toml).
-    storage.put_bytes(&key("c/small"), b"rewritten".to_vec(), WriteMode::Overwrite).await.unwrap();
-    assert_eq!(storage.get_bytes(&key("c/small")).await.unwrap(), b"rewritten");
+    storage
+        .put_bytes(&key("c/small"), b"rewritten".to_vec(), WriteMode::Overwrite)
+        .await
+        .unwrap();
+    assert_eq!(
+        storage.get_bytes(&key("c/small")).await.unwrap(),
+        b"rewritten"
+    );
     // Listing across pages, by prefix only.
     for index in 0..25 {
-        storage.put_bytes(&key(&format!("c/list/{index:02}")), vec![index], WriteMode::CreateOnly).await.unwrap();
+        storage
+            .put_bytes(
+                &key(&format!("c/list/{index:02}")),
+                vec![index],
+                WriteMode::CreateOnly,
+            )
+            .await
+            .unwrap();
     }
-    storage.put_bytes(&key("c/list2/x"), vec![], WriteMode::CreateOnly).await.unwrap();
-    let mut listed: Vec<String> =
-        storage.list("c/list/").await.unwrap().into_iter().map(|meta| meta.key.to_string()).collect();
+    storage
+        .put_bytes(&key("c/list2/x"), vec![], WriteMode::CreateOnly)
+        .await
+        .unwrap();
+    let mut listed: Vec<String> = storage
+        .list("c/list/")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.key.to_string())
+        .collect();
     listed.sort();
     let want: Vec<String> = (0..25).map(|index| format!("c/list/{index:02}")).collect();
     assert_eq!(listed, want, "{name}: listing");
     assert_eq!(storage.list("c/none/").await.unwrap().len(), 0);
     // Missing keys.
-    assert!(matches!(storage.get(&key("c/missing")).await.err(), Some(StorageError::NotFound { .. })), "{name}: get missing");
-    assert!(storage.head(&key("c/missing")).await.unwrap().is_none(), "{name}: head missing");
+    assert!(
+        matches!(
+            storage.get(&key("c/missing")).await.err(),
+            Some(StorageError::NotFound { .. })
+        ),
+        "{name}: get missing"
+    );
+    assert!(
+        storage.head(&key("c/missing")).await.unwrap().is_none(),
+        "{name}: head missing"
+    );
     // Delete, and delete of a missing key.
     storage.delete(&key("c/empty")).await.unwrap();
-    assert!(storage.head(&key("c/empty")).await.unwrap().is_none(), "{name}: deleted");
+    assert!(
+        storage.head(&key("c/empty")).await.unwrap().is_none(),
+        "{name}: deleted"
+    );
     storage.delete(&key("c/empty")).await.unwrap();
     // An interrupted upload, small or multipart, leaves no visible object.
     for (path, len) in [("c/broken/small", 1000), ("c/broken/multi", 11 << 20)] {
-        let body = FailingBody { good: io::Cursor::new(pattern(len, 3)) };
-        let result = storage.put(&key(path), Box::pin(body), WriteMode::CreateOnly).await;
-        assert!(matches!(result, Err(StorageError::Source(_))), "{name}: {path}: {result:?}");
-        assert!(storage.head(&key(path)).await.unwrap().is_none(), "{name}: {path} visible after a failed upload");
-        assert!(storage.list("c/broken/").await.unwrap().is_empty(), "{name}: {path} listed after a failed upload");
+        let body = FailingBody {
+            good: io::Cursor::new(pattern(len, 3)),
+        };
+        let result = storage
+            .put(&key(path), Box::pin(body), WriteMode::CreateOnly)
+            .await;
+        assert!(
+            matches!(result, Err(StorageError::Source(_))),
+            "{name}: {path}: {result:?}"
+        );
+        assert!(
+            storage.head(&key(path)).await.unwrap().is_none(),
+            "{name}: {path} visible after a failed upload"
+        );
+        assert!(
+            storage.list("c/broken/").await.unwrap().is_empty(),
+            "{name}: {path} listed after a failed upload"
+        );
     }
 }
 
 #[tokio::test]
 async fn filesystem_conforms() {
     let dir = tempfile::tempdir().unwrap();
-    let storage = gitbak::storage::open(&gitbak::storage::Location::Filesystem(dir.path().to_path_buf()), small_tuning())
-        .await
-        .unwrap();
+    let storage = gitbak::storage::open(
+        &gitbak::storage::Location::Filesystem(dir.path().to_path_buf()),
+        small_tuning(),
+    )
+    .await
+    .unwrap();
     conformance(storage, Unenforced::default()).await;
 }
 
 #[tokio::test]
 async fn memory_conforms() {
-    conformance(Arc::new(gitbak::storage::MemoryStorage::default()), Unenforced::default()).await;
+    conformance(
+        Arc::new(gitbak::storage::MemoryStorage::default()),
+        Unenforced::default(),
+    )
+    .await;
 }
+
+mod gcs;

@@ -6,6 +6,7 @@
 
 pub mod digest;
 mod fs;
+pub mod gcs;
 pub mod location;
 pub mod memory;
 mod prefixed;
@@ -165,9 +166,10 @@ impl Default for Tuning {
 }
 
 /// Opens the storage a location names.
-pub async fn open(location: &Location, _tuning: Tuning) -> Result<Arc<dyn Storage>, StorageError> {
+pub async fn open(location: &Location, tuning: Tuning) -> Result<Arc<dyn Storage>, StorageError> {
     let storage: Arc<dyn Storage> = match location {
         Location::Filesystem(root) => Arc::new(FsStorage::new(root.clone())),
+        Location::Gcs(gcs) => gcs::open(gcs, tuning).await?,
         other => {
             return Err(StorageError::Other {
                 key: String::new(),
