@@ -4,6 +4,7 @@
 //! its own file. The trait is small and object-safe; conveniences live in
 //! `StorageExt`, which implementors never override.
 
+pub mod azure;
 pub mod digest;
 mod fs;
 pub mod location;
@@ -165,9 +166,10 @@ impl Default for Tuning {
 }
 
 /// Opens the storage a location names.
-pub async fn open(location: &Location, _tuning: Tuning) -> Result<Arc<dyn Storage>, StorageError> {
+pub async fn open(location: &Location, tuning: Tuning) -> Result<Arc<dyn Storage>, StorageError> {
     let storage: Arc<dyn Storage> = match location {
         Location::Filesystem(root) => Arc::new(FsStorage::new(root.clone())),
+        Location::Azure(azure) => azure::open(azure, tuning).await?,
         other => {
             return Err(StorageError::Other {
                 key: String::new(),
