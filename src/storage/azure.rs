@@ -10,6 +10,7 @@
 mod auth;
 mod errors;
 mod pipeline;
+mod shared_key;
 mod upload;
 
 use std::fmt;
@@ -31,8 +32,9 @@ pub use auth::AzureCredentials;
 
 use super::location::AzureLocation;
 use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, Tuning, WriteMode};
-use auth::{Auth, SharedKeyPolicy};
+use auth::Auth;
 use errors::ErrorContext;
+use shared_key::SharedKeyPolicy;
 
 /// Download ranges: 2 in flight of 4 MiB, and the SDK buffers at most twice
 /// that, so a get holds about 16 MiB.

@@ -1,9 +1,10 @@
 //! Azure SDK errors → `StorageError`: one line each, naming the key, the
-//! container or the variables to set, with every secret and URL query removed.
+//! container or the variables to set, with every secret and URL query
+//! removed by `Redactor`.
 
 use azure_core::error::ErrorKind;
 
-use super::auth::{Redactor, ENTRA_ID_HINT};
+use super::auth::ENTRA_ID_HINT;
 use crate::storage::StorageError;
 
 /// What an error message may name, and what it must not show.
@@ -110,5 +111,69 @@ impl ErrorContext {
             cause = current.source();
         }
         self.redactor.redact(&parts.join(": "))
+    }
+}
+
+/// Removes secrets and URL query strings (SAS tokens, signatures) from text.
+#[derive(Clone, Default)]
+pub(super) struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub(super) fn add(&mut self, secret: &str) {
+        let secret = secret.trim();
+        if secret.len() >= 4 {
+            self.secrets.push(secret.to_owned());
+            // Also as it appears percent-encoded in a URL.
+            let encoded: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            if encoded != secret {
+                self.secrets.push(encoded);
+            }
+        }
+    }
+
+    pub(super) fn redact(&self, text: &str) -> String {
+        let mut text = strip_url_queries(text);
+        for secret in &self.secrets {
+            text = text.replace(secret.as_str(), "***");
+        }
+        text
+    }
+}
+
+/// `see http://host/path?sig=x)` → `see http://host/path)`.
+fn strip_url_queries(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (before, url) = rest.split_at(start);
+        out.push_str(before);
+        let end = url
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '<' | '>'))
+            .unwrap_or(url.len());
+        let (url, after) = url.split_at(end);
+        out.push_str(url.split(['?', '#']).next().unwrap_or_default());
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // allowed in tests (style.md)
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_strips_queries_and_secrets() {
+        let mut redactor = Redactor::default();
+        redactor.add("topsecret");
+        let text = "error sending request for url (http://127.0.0.1:1/acct/c/k?sv=1&sig=x%2By): topsecret \
+                    https://h/p?a=b";
+        assert_eq!(
+            redactor.redact(text),
+            "error sending request for url (http://127.0.0.1:1/acct/c/k): *** https://h/p"
+        );
     }
 }
