@@ -90,7 +90,9 @@ pub(super) struct Resolved {
 }
 
 const KEY_HINT: &str = "check AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY";
-const SAS_HINT: &str = "check AZURE_STORAGE_SAS_TOKEN (permissions racwdl on blobs, not expired) and AZURE_STORAGE_ACCOUNT";
+const SAS_HINT: &str =
+    "check AZURE_STORAGE_SAS_TOKEN (not expired; permissions racwl, and d to prune) \
+     and AZURE_STORAGE_ACCOUNT";
 const CONNECTION_HINT: &str = "check AZURE_STORAGE_CONNECTION_STRING";
 pub(super) const ENTRA_ID_HINT: &str = "check the Entra ID identity (AZURE_TENANT_ID, AZURE_CLIENT_ID, \
      AZURE_CLIENT_SECRET or AZURE_FEDERATED_TOKEN_FILE, else managed identity) and its role on the container \
