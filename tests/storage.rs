@@ -257,3 +257,4 @@ async fn memory_conforms() {
 }
 
 mod gcs;
+mod azure;

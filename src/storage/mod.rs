@@ -4,6 +4,7 @@
 //! its own file. The trait is small and object-safe; conveniences live in
 //! `StorageExt`, which implementors never override.
 
+pub mod azure;
 pub mod digest;
 mod fs;
 pub mod gcs;
@@ -170,6 +171,7 @@ pub async fn open(location: &Location, tuning: Tuning) -> Result<Arc<dyn Storage
     let storage: Arc<dyn Storage> = match location {
         Location::Filesystem(root) => Arc::new(FsStorage::new(root.clone())),
         Location::Gcs(gcs) => gcs::open(gcs, tuning).await?,
+        Location::Azure(azure) => azure::open(azure, tuning).await?,
         other => {
             return Err(StorageError::Other {
                 key: String::new(),
