@@ -82,6 +82,13 @@ timed() {
 	timed_into+=($((${end/./} - ${start/./})))
 }
 
+# warm PATH...: reads every file under PATH into the page cache, outside the timing. Some hosts
+# reclaim idle page cache within a minute (e.g. DAMON-based proactive reclaim), so the inputs of
+# each timed run are read again just before it, for gitbak and baseline alike.
+warm() {
+	find "$@" -type f -exec cat {} + >/dev/null
+}
+
 # peak_rss STDIN STDOUT CMD...: runs CMD in the background and prints the VmHWM (KiB) of that
 # process alone, polled every ~20 ms until it exits. VmHWM only grows, so the last value read is
 # the peak (up to the last 20 ms). Git children have their own /proc entries and are not counted,
@@ -183,8 +190,8 @@ start_load=$(load_average)
 	echo "  machine:  $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
 	echo "  work dir: $work ($(df -PT "$work" | awk 'NR == 2 {print $2}'))"
 	echo "  runs:     $RUNS per side, alternating gitbak/baseline; SIZE_MB=$SIZE_MB REFS=$REFS SMALL_REPOS=$SMALL_REPOS"
-	echo "  cache:    warm, nothing dropped: fixtures were just built or read, and an untimed gitbak"
-	echo "            create + restore and git bundle create precede each set of timed runs"
+	echo "  cache:    warm, nothing dropped: untimed gitbak create + restore and git bundle create"
+	echo "            precede each set of timed runs, and each run's inputs are read just before it"
 	echo "  gitbak:   default parallelism (--parallel 0 = $(nproc) CPUs, 2 per storage)"
 	echo "  load:     $start_load at start (1/5/15 min)"
 	echo
@@ -218,9 +225,11 @@ bench_one_repo() {
 
 	for ((i = 1; i <= RUNS; i++)); do
 		progress "$name: create run $i/$RUNS"
+		warm "$repo"
 		timed gitbak_create "$GITBAK" create --path "$dir/backup-$i" --storage "default=$root" --id "bench$i" \
 			<"$jobs" >"$dir/create.log"
 		rm -rf "$dir/backup-$i"
+		warm "$repo"
 		timed git_bundle git -C "$repo" bundle create "$dir/run.bundle" --all 2>>"$dir/git.log"
 		rm -f "$dir/run.bundle"
 	done
@@ -229,9 +238,11 @@ bench_one_repo() {
 
 	for ((i = 1; i <= RUNS; i++)); do
 		progress "$name: restore run $i/$RUNS"
+		warm "$dir/backup"
 		timed gitbak_restore "$GITBAK" restore --path "$dir/backup" --storage "default=$dir/restored" --id restore \
 			<"$jobs" >"$dir/restore.log"
 		rm -rf "$dir/restored/$rel"
+		warm "$dir/full.bundle"
 		timed git_clone git clone --mirror -q "$dir/full.bundle" "$dir/clone.git" 2>>"$dir/git.log"
 		rm -rf "$dir/clone.git"
 	done
@@ -285,9 +296,11 @@ bench_small() {
 
 	for ((i = 1; i <= RUNS; i++)); do
 		progress "$name: create run $i/$RUNS"
+		warm "$small_root/default" "$small_root/second"
 		timed gitbak_create "$GITBAK" create --path "$dir/backup-$i" "${storages[@]}" --id "bench$i" \
 			<"$small_jobs" >"$dir/create.log"
 		rm -rf "$dir/backup-$i"
+		warm "$small_root/default" "$small_root/second"
 		timed git_bundle bundle_each "$dir/run-bundles"
 		rm -rf "$dir/run-bundles"
 	done
@@ -298,10 +311,12 @@ bench_small() {
 		progress "$name: restore run $i/$RUNS"
 		rm -rf "$dir/restored"
 		mkdir -p "$dir/restored/default" "$dir/restored/second"
+		warm "$dir/backup"
 		timed gitbak_restore "$GITBAK" restore --path "$dir/backup" "${restored[@]}" --id restore \
 			<"$small_jobs" >"$dir/restore.log"
 		rm -rf "$dir/restored"
 		if [ "${SMALL_RESTORE_BASELINE:-0}" = 1 ]; then
+			warm "$dir/bundles"
 			timed git_clone clone_each "$dir/bundles" "$dir/clones"
 			rm -rf "$dir/clones"
 		fi

@@ -27,8 +27,11 @@ const CHUNK_ALIGNMENT: usize = 256 << 10;
 /// Chunks double after this many, so a huge bundle needs fewer requests.
 const CHUNKS_PER_SIZE: usize = 8;
 /// …up to this multiple of the first chunk: memory stays at most
-/// 2 × 4 × `part_size` per upload (128 MiB for the default 16 MiB).
-const MAX_GROWTH: usize = 4;
+/// 2 × 2 × `part_size` per upload (64 MiB for the default 16 MiB), inside
+/// the (upload concurrency + 1) × part size budget the other providers get
+/// even at a concurrency of 1. GCS has no chunk-count limit, so growth only
+/// saves requests.
+const MAX_GROWTH: usize = 2;
 
 /// Size of chunk `index` (0-based) for a first chunk of `part_size`.
 pub fn chunk_size(part_size: usize, index: usize) -> usize {
@@ -348,8 +351,8 @@ mod tests {
             .map(|index| chunk_size(16 << 20, index) >> 20)
             .collect();
         assert_eq!(&sizes[..9], &[16, 16, 16, 16, 16, 16, 16, 16, 32]);
-        assert_eq!(sizes[16], 64);
-        assert_eq!(sizes[39], 64);
+        assert_eq!(sizes[16], 32);
+        assert_eq!(sizes[39], 32);
         assert!((0..100).all(|index| chunk_size(3_000_000, index) % CHUNK_ALIGNMENT == 0));
     }
 
