@@ -8,6 +8,7 @@
 
 mod support;
 
+mod cloud;
 mod create;
 mod regression;
 mod restore;

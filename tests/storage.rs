@@ -256,5 +256,5 @@ async fn memory_conforms() {
     .await;
 }
 
-mod gcs;
-mod azure;
+pub(crate) mod gcs;
+pub(crate) mod azure;

@@ -23,9 +23,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
 use super::{conformance, pattern, small_tuning, Unenforced};
 
-const ACCOUNT: &str = "devstoreaccount1";
+pub(crate) const ACCOUNT: &str = "devstoreaccount1";
 /// Azurite's public development key.
-const KEY: &str =
+pub(crate) const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const INSTALL_HINT: &str = "run `bash .ci/install-emulators.sh`";
 
@@ -46,14 +46,14 @@ fn free_port() -> u16 {
 }
 
 /// A running Azurite, killed on drop (also when a test panics).
-struct Azurite {
+pub(crate) struct Azurite {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     data: tempfile::TempDir,
 }
 
 impl Azurite {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let binary = emulators_dir().join("npm/node_modules/.bin/azurite-blob");
         assert!(
             binary.exists(),
@@ -104,7 +104,7 @@ impl Azurite {
         std::fs::read_to_string(self.data.path().join("azurite.log")).unwrap_or_default()
     }
 
-    fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}/{ACCOUNT}", self.port)
     }
 
@@ -132,7 +132,7 @@ impl Azurite {
         String::from_utf8(output.stdout).unwrap().trim().to_owned()
     }
 
-    fn create_container(&self, name: &str) {
+    pub(crate) fn create_container(&self, name: &str) {
         self.python(&format!(
             "import sys\nfrom azure.storage.blob import BlobServiceClient\n\
              BlobServiceClient.from_connection_string(sys.argv[1]).create_container({name:?})"

@@ -78,13 +78,13 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> io::Result<(u16, Str
 }
 
 /// A running fake-gcs-server (in-memory), killed on drop, panics included.
-struct Emulator {
+pub(crate) struct Emulator {
     child: Child,
     port: u16,
 }
 
 impl Emulator {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let binary = emulator_binary();
         for _ in 0..3 {
             let port = free_port();
@@ -132,7 +132,7 @@ impl Emulator {
     }
 
     /// Creates a bucket through the emulator's own API, not through gitbak.
-    fn create_bucket(&self, name: &str) {
+    pub(crate) fn create_bucket(&self, name: &str) {
         let (status, body) = http(
             self.port,
             "POST",
@@ -143,7 +143,7 @@ impl Emulator {
         assert_eq!(status, 200, "creating bucket {name}: {body}");
     }
 
-    fn url(&self, bucket: &str) -> String {
+    pub(crate) fn url(&self, bucket: &str) -> String {
         format!(
             "gs://{bucket}?endpoint=http://127.0.0.1:{}&anonymous=true",
             self.port

@@ -103,6 +103,7 @@ impl TestEnv {
                 .map(|arg| arg.as_ref().to_owned())
                 .collect(),
             stdin: Vec::new(),
+            vars: Vec::new(),
         }
     }
 
@@ -189,6 +190,7 @@ pub struct Gitbak<'a> {
     env: &'a TestEnv,
     args: Vec<OsString>,
     stdin: Vec<u8>,
+    vars: Vec<(String, String)>,
 }
 
 impl Gitbak<'_> {
@@ -218,6 +220,12 @@ impl Gitbak<'_> {
         this
     }
 
+    /// An environment variable for gitbak (credentials of an emulator).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.vars.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = input.into();
         self
@@ -232,6 +240,7 @@ impl Gitbak<'_> {
     pub fn run(self) -> Run {
         let mut command = command::hermetic(env!("CARGO_BIN_EXE_gitbak"), &self.env.home());
         command.args(&self.args);
+        command.envs(self.vars.iter().map(|(name, value)| (name, value)));
         command::run(&mut command, &self.stdin)
     }
 }
