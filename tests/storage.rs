@@ -140,3 +140,5 @@ async fn filesystem_conforms() {
 async fn memory_conforms() {
     conformance(Arc::new(gitbak::storage::MemoryStorage::default()), Unenforced::default()).await;
 }
+
+mod s3;

@@ -9,6 +9,7 @@ mod fs;
 pub mod location;
 pub mod memory;
 mod prefixed;
+mod s3;
 
 use std::fmt;
 use std::pin::Pin;
@@ -165,9 +166,10 @@ impl Default for Tuning {
 }
 
 /// Opens the storage a location names.
-pub async fn open(location: &Location, _tuning: Tuning) -> Result<Arc<dyn Storage>, StorageError> {
+pub async fn open(location: &Location, tuning: Tuning) -> Result<Arc<dyn Storage>, StorageError> {
     let storage: Arc<dyn Storage> = match location {
         Location::Filesystem(root) => Arc::new(FsStorage::new(root.clone())),
+        Location::S3(s3) => s3::open(s3, tuning).await?,
         other => {
             return Err(StorageError::Other {
                 key: String::new(),
