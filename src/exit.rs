@@ -41,7 +41,9 @@ pub fn code_for_error(error: &anyhow::Error) -> i32 {
         return USAGE;
     }
     let broken_pipe = error.chain().any(|cause| {
-        cause.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     });
     if broken_pipe {
         SUCCESS

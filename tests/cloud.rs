@@ -11,6 +11,7 @@ use gitbak::storage::{Location, Storage, StorageExt, Tuning};
 
 use crate::storage::azure::{Azurite, ACCOUNT, KEY};
 use crate::storage::gcs::Emulator as FakeGcs;
+use crate::storage::s3::{Moto, SECRET as S3_SECRET};
 use crate::support::{files_under, Repo, RepoState, TestEnv};
 
 const ID: &str = "20261123000000";
@@ -22,13 +23,30 @@ struct Target {
 }
 
 fn fixtures(env: &TestEnv) -> Vec<Repo> {
-    let mut repos: Vec<Repo> = ["branches-and-tags", "empty", "unborn-head", "sha256", "reftable", "custom-hooks", "fork-alternates"]
-        .into_iter()
-        .map(|name| env.fixture(name))
-        .collect();
-    repos.push(env.fixture_at("default", "many-refs", "fixtures/many-refs.git", &[("REFS", "3000")]));
+    let mut repos: Vec<Repo> = [
+        "branches-and-tags",
+        "empty",
+        "unborn-head",
+        "sha256",
+        "reftable",
+        "custom-hooks",
+        "fork-alternates",
+    ]
+    .into_iter()
+    .map(|name| env.fixture(name))
+    .collect();
+    repos.push(env.fixture_at(
+        "default",
+        "many-refs",
+        "fixtures/many-refs.git",
+        &[("REFS", "3000")],
+    ));
     // A job for a repository that does not exist: a manifest, no files.
-    repos.push(Repo::new("default", env.storage_root("default"), "fixtures/ghost.git"));
+    repos.push(Repo::new(
+        "default",
+        env.storage_root("default"),
+        "fixtures/ghost.git",
+    ));
     repos
 }
 
@@ -59,33 +77,52 @@ async fn round_trip(target: Target, bucket: Arc<dyn Storage>) {
     // The same backup, locally and in the bucket.
     env.create(ID, &refs).assert_success();
     let local = local_objects(&env);
-    let mut create = env.gitbak(["create", "--id", ID, "--path", &target.url]).storages_of(&refs).jobs(&refs);
+    let mut create = env
+        .gitbak(["create", "--id", ID, "--path", &target.url])
+        .storages_of(&refs)
+        .jobs(&refs);
     for (name, value) in &target.vars {
         create = create.env(name, value);
     }
     create.run().assert_success();
     let remote = objects(bucket).await;
-    assert_eq!(remote.keys().collect::<Vec<_>>(), local.keys().collect::<Vec<_>>(), "keys differ from a local backup");
+    assert_eq!(
+        remote.keys().collect::<Vec<_>>(),
+        local.keys().collect::<Vec<_>>(),
+        "keys differ from a local backup"
+    );
     for (key, bytes) in &local {
         if key.ends_with(".refs") || key.ends_with(".tar") || key.starts_with("backup_ids/") {
             assert!(remote[key] == *bytes, "{key} differs from the local backup");
         }
     }
     // Restore from the bucket into a fresh storage root.
-    let restored: Vec<Repo> = repos.iter().map(|repo| repo.on_root(env.storage_root("restored"))).collect();
+    let restored: Vec<Repo> = repos
+        .iter()
+        .map(|repo| repo.on_root(env.storage_root("restored")))
+        .collect();
     let restored_refs: Vec<&Repo> = restored.iter().collect();
-    let mut restore = env.gitbak(["restore", "--id", ID, "--path", &target.url]).storages_of(&restored_refs).jobs(&restored_refs);
+    let mut restore = env
+        .gitbak(["restore", "--id", ID, "--path", &target.url])
+        .storages_of(&restored_refs)
+        .jobs(&restored_refs);
     for (name, value) in &target.vars {
         restore = restore.env(name, value);
     }
     restore.run().assert_success();
     for (original, copy) in repos.iter().zip(&restored) {
         if !original.path().exists() {
-            assert!(!copy.path().exists(), "{} was created from a non-existent backup", copy.relative_path);
+            assert!(
+                !copy.path().exists(),
+                "{} was created from a non-existent backup",
+                copy.relative_path
+            );
             continue;
         }
-        RepoState::capture(&env, &original.path())
-            .assert_same(&RepoState::capture(&env, &copy.path()), &original.relative_path);
+        RepoState::capture(&env, &original.path()).assert_same(
+            &RepoState::capture(&env, &copy.path()),
+            &original.relative_path,
+        );
     }
 }
 
@@ -93,11 +130,30 @@ async fn round_trip(target: Target, bucket: Arc<dyn Storage>) {
 async fn round_trip_through_azurite() {
     let azurite = Azurite::start();
     azurite.create_container("backups");
-    let url = format!("azblob://backups?domain=127.0.0.1:{}&protocol=http&localemu=true", azurite.port);
-    let vars = vec![("AZURE_STORAGE_ACCOUNT", ACCOUNT.to_owned()), ("AZURE_STORAGE_KEY", KEY.to_owned())];
-    let Location::Azure(location) = Location::parse(&url).unwrap() else { unreachable!() };
-    let credentials = AzureCredentials { account: Some(ACCOUNT.into()), key: Some(KEY.into()), ..Default::default() };
-    let bucket = open_with(&location, Tuning::default(), &credentials, AzureTimeouts::default()).await.unwrap();
+    let url = format!(
+        "azblob://backups?domain=127.0.0.1:{}&protocol=http&localemu=true",
+        azurite.port
+    );
+    let vars = vec![
+        ("AZURE_STORAGE_ACCOUNT", ACCOUNT.to_owned()),
+        ("AZURE_STORAGE_KEY", KEY.to_owned()),
+    ];
+    let Location::Azure(location) = Location::parse(&url).unwrap() else {
+        unreachable!()
+    };
+    let credentials = AzureCredentials {
+        account: Some(ACCOUNT.into()),
+        key: Some(KEY.into()),
+        ..Default::default()
+    };
+    let bucket = open_with(
+        &location,
+        Tuning::default(),
+        &credentials,
+        AzureTimeouts::default(),
+    )
+    .await
+    .unwrap();
     round_trip(Target { url, vars }, bucket).await;
 }
 
@@ -106,6 +162,35 @@ async fn round_trip_through_fake_gcs_server() {
     let gcs = FakeGcs::start();
     gcs.create_bucket("backups");
     let url = gcs.url("backups");
-    let bucket = gitbak::storage::open(&Location::parse(&url).unwrap(), Tuning::default()).await.unwrap();
-    round_trip(Target { url, vars: Vec::new() }, bucket).await;
+    let bucket = gitbak::storage::open(&Location::parse(&url).unwrap(), Tuning::default())
+        .await
+        .unwrap();
+    round_trip(
+        Target {
+            url,
+            vars: Vec::new(),
+        },
+        bucket,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn round_trip_through_moto() {
+    let moto = Moto::start();
+    moto.create_bucket("backups", false);
+    let url = format!(
+        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
+        moto.endpoint()
+    );
+    let vars = vec![
+        ("AWS_ACCESS_KEY_ID", "gitbak-test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET.to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ];
+    // `Moto::start` put the same credentials into this process's environment.
+    let bucket = gitbak::storage::open(&Location::parse(&url).unwrap(), Tuning::default())
+        .await
+        .unwrap();
+    round_trip(Target { url, vars }, bucket).await;
 }

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use crate::support::{files_under, modified_times, sha256_hex, snapshot, Entry, Repo, RepoState, TestEnv};
+use crate::support::{
+    files_under, modified_times, sha256_hex, snapshot, Entry, Repo, RepoState, TestEnv,
+};
 
 const ID: &str = "20240101000000";
 
@@ -407,16 +409,25 @@ fn rerun_keeps_a_complete_bundle_left_without_manifest() {
     for key in [repo.manifest_key(ID), repo.step_key(ID, "001.refs")] {
         std::fs::remove_file(env.backup_file(&key)).unwrap();
     }
-    let latest = env.backup_file(&repo.manifest_key(ID)).with_file_name("+latest.toml");
+    let latest = env
+        .backup_file(&repo.manifest_key(ID))
+        .with_file_name("+latest.toml");
     std::fs::remove_file(latest).unwrap();
 
     env.create(ID, &[&repo]).assert_success();
-    assert_eq!(std::fs::read(env.backup_file(&repo.step_key(ID, "001.bundle"))).unwrap(), bundle_bytes);
+    assert_eq!(
+        std::fs::read(env.backup_file(&repo.step_key(ID, "001.bundle"))).unwrap(),
+        bundle_bytes
+    );
     let manifest = manifest_text(&env, &repo, ID);
-    assert!(manifest.contains(&format!("sha256 = '{}'", sha256_hex(&bundle_bytes))), "{manifest}");
+    assert!(
+        manifest.contains(&format!("sha256 = '{}'", sha256_hex(&bundle_bytes))),
+        "{manifest}"
+    );
     let restored = repo.on_root(env.storage_root("restored"));
     env.restore(&[&restored], &["--id", ID]).assert_success();
-    RepoState::capture(&env, &repo.path()).assert_same(&RepoState::capture(&env, &restored.path()), "restored");
+    RepoState::capture(&env, &repo.path())
+        .assert_same(&RepoState::capture(&env, &restored.path()), "restored");
 }
 
 #[test]
@@ -430,7 +441,10 @@ fn rerun_refuses_a_leftover_bundle_of_another_repository_state() {
     let run = env.create(ID, &[&repo]);
     run.assert_code(1);
     let error = run.job_error("create", &repo.relative_path);
-    assert!(error.contains("001.bundle exists but no manifest names it"), "{error}");
+    assert!(
+        error.contains("001.bundle exists but no manifest names it"),
+        "{error}"
+    );
     assert!(error.contains("use another --id"), "{error}");
     assert!(!env.backup_file(&repo.manifest_key(ID)).exists());
 }

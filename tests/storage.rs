@@ -256,5 +256,6 @@ async fn memory_conforms() {
     .await;
 }
 
-pub(crate) mod gcs;
 pub(crate) mod azure;
+pub(crate) mod gcs;
+pub(crate) mod s3;

@@ -64,10 +64,20 @@ pub struct CommonArgs {
     #[arg(long, value_name = "LOCATION")]
     pub path: Option<String>,
     /// Maximum repositories processed at once (0: number of CPUs).
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "N"
+    )]
     pub parallel: i64,
     /// Maximum repositories processed at once per storage (0: 2).
-    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_name = "N")]
+    #[arg(
+        long,
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_name = "N"
+    )]
     pub parallel_storage: i64,
     /// Storage root directory; repeatable; wins over the Gitaly config.
     #[arg(long = "storage", value_name = "NAME=DIR", value_parser = parse_storage)]
@@ -119,16 +129,22 @@ pub struct RestoreArgs {
 
 fn parse_storage(text: &str) -> Result<(String, PathBuf), String> {
     match text.split_once('=') {
-        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => Ok((name.to_owned(), PathBuf::from(dir))),
+        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+            Ok((name.to_owned(), PathBuf::from(dir)))
+        }
         _ => Err(format!("expected NAME=DIR, got {text:?}")),
     }
 }
 
 /// Bytes with an optional K/M/G (1000s) or KiB/MiB/GiB (1024s) suffix.
 fn parse_size(text: &str) -> Result<usize, String> {
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
-    let number: usize = number.parse().map_err(|_| format!("expected a size such as 16MiB, got {text:?}"))?;
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("expected a size such as 16MiB, got {text:?}"))?;
     let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1_000,
@@ -139,9 +155,13 @@ fn parse_size(text: &str) -> Result<usize, String> {
         "gib" => 1 << 30,
         other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
     };
-    let size = number.checked_mul(multiplier).ok_or_else(|| format!("{text} is too large"))?;
+    let size = number
+        .checked_mul(multiplier)
+        .ok_or_else(|| format!("{text} is too large"))?;
     if size < (5 << 20) {
-        return Err(format!("{text} is below the 5 MiB minimum part size of object stores"));
+        return Err(format!(
+            "{text} is below the 5 MiB minimum part size of object stores"
+        ));
     }
     Ok(size)
 }
@@ -155,9 +175,13 @@ impl CommonArgs {
         let count = |flag: &str, value: i64, default: usize| match value {
             0 => Ok(default),
             n if n > 0 => Ok(n as usize),
-            n => Err(UsageError(format!("--{flag} must be 0 (the default) or more, not {n}"))),
+            n => Err(UsageError(format!(
+                "--{flag} must be 0 (the default) or more, not {n}"
+            ))),
         };
-        let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1);
         Ok(RunOptions {
             limits: Limits {
                 parallel: count("parallel", self.parallel, cpus)?,
@@ -194,7 +218,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Status> {
                 None => BackupId::from_unix_seconds(cmd::unix_now()),
             };
             let log = Arc::new(JsonLog::stdout());
-            let ctx = cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel).await?;
+            let ctx =
+                cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel)
+                    .await?;
             let options = CreateOptions { id, run };
             let report = if args.discover {
                 let jobs = discovered_jobs(&ctx)?;
@@ -203,7 +229,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<Status> {
                 cmd::create::run(&ctx, options, stdin_jobs()).await
             };
             if let Err(error) = &report.marker {
-                log.line("error", &format!("create: write backup id marker: {error}"), Default::default());
+                log.line(
+                    "error",
+                    &format!("create: write backup id marker: {error}"),
+                    Default::default(),
+                );
             }
             log.summary(CommandName::Create, &report.run);
             Ok(status_of(&report.run, report.marker.is_err()))
@@ -212,7 +242,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Status> {
             let run = args.common.run_options()?;
             let id = args.id.as_deref().map(parse_id).transpose()?;
             let log = Arc::new(JsonLog::stdout());
-            let ctx = cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel).await?;
+            let ctx =
+                cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel)
+                    .await?;
             let report = cmd::restore::run(&ctx, RestoreOptions { id, run }, stdin_jobs()).await?;
             log.summary(CommandName::Restore, &report.run);
             Ok(status_of(&report.run, false))
@@ -238,7 +270,11 @@ fn discovered_jobs(ctx: &cmd::Context) -> anyhow::Result<Vec<Job>> {
     let mut jobs = Vec::new();
     for (name, root) in ctx.roots.iter() {
         for relative_path in crate::node::discover(root)? {
-            jobs.push(Job { storage_name: name.clone(), relative_path, ..Job::default() });
+            jobs.push(Job {
+                storage_name: name.clone(),
+                relative_path,
+                ..Job::default()
+            });
         }
     }
     Ok(jobs)
@@ -258,7 +294,9 @@ fn status_of(report: &RunReport, other_failure: bool) -> Status {
 /// temporary files removed, and nothing half-written is left visible.
 fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+        let Ok(mut terminate) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
             return;
         };
         tokio::select! {
@@ -291,12 +329,26 @@ mod tests {
     #[test]
     fn negative_parallelism_is_a_usage_error() {
         let cli = Cli::parse_from(["gitbak", "create", "--path", "/x", "--parallel", "-1"]);
-        let Command::Create(args) = cli.command else { panic!("not create") };
+        let Command::Create(args) = cli.command else {
+            panic!("not create")
+        };
         assert!(args.common.run_options().is_err());
-        let cli = Cli::parse_from(["gitbak", "restore", "--parallel-storage", "0", "--storage", "a=/b"]);
-        let Command::Restore(args) = cli.command else { panic!("not restore") };
+        let cli = Cli::parse_from([
+            "gitbak",
+            "restore",
+            "--parallel-storage",
+            "0",
+            "--storage",
+            "a=/b",
+        ]);
+        let Command::Restore(args) = cli.command else {
+            panic!("not restore")
+        };
         let options = args.common.run_options().unwrap();
         assert_eq!(options.limits.parallel_storage, 2);
-        assert_eq!(args.common.storages, [("a".to_owned(), PathBuf::from("/b"))]);
+        assert_eq!(
+            args.common.storages,
+            [("a".to_owned(), PathBuf::from("/b"))]
+        );
     }
 }

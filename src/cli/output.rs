@@ -20,7 +20,10 @@ pub struct JsonLog {
 
 impl JsonLog {
     pub fn stdout() -> Self {
-        Self { out: Mutex::new(Box::new(std::io::stdout())), pid: std::process::id() }
+        Self {
+            out: Mutex::new(Box::new(std::io::stdout())),
+            pid: std::process::id(),
+        }
     }
 
     pub fn line(&self, level: &str, msg: &str, fields: Map<String, Value>) {
@@ -31,7 +34,10 @@ impl JsonLog {
         entry.insert("time".into(), timestamp().into());
         let mut text = Value::Object(entry).to_string();
         text.push('\n');
-        let mut out = self.out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut out = self
+            .out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         // Nowhere to report a failed log write; a closed stdout must not fail the backup.
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
@@ -41,15 +47,30 @@ impl JsonLog {
     /// input error that stopped the run.
     pub fn summary(&self, command: CommandName, report: &RunReport) {
         if let Some(error) = &report.input_error {
-            self.line("error", &format!("{}: {error}", command.as_str()), Map::new());
+            self.line(
+                "error",
+                &format!("{}: {error}", command.as_str()),
+                Map::new(),
+            );
         }
         if report.interrupted {
-            self.line("error", &format!("{}: interrupted; rerun with the same --id to resume", command.as_str()), Map::new());
+            self.line(
+                "error",
+                &format!(
+                    "{}: interrupted; rerun with the same --id to resume",
+                    command.as_str()
+                ),
+                Map::new(),
+            );
         }
         if report.failures.is_empty() {
             return;
         }
-        let mut msg = format!("{}: pipeline: {} failures encountered:", command.as_str(), report.failures.len());
+        let mut msg = format!(
+            "{}: pipeline: {} failures encountered:",
+            command.as_str(),
+            report.failures.len()
+        );
         for (job, error) in &report.failures {
             msg.push_str(&format!("\n - {}", job.relative_path));
             if !job.gl_project_path.is_empty() {
@@ -92,9 +113,14 @@ impl Progress for JsonLog {
 
 /// `2006-01-02T15:04:05.000Z`: UTC with milliseconds.
 fn timestamp() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let (y, mo, d, h, mi, s) = civil_from_unix(now.as_secs() as i64);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z", now.subsec_millis())
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{:03}Z",
+        now.subsec_millis()
+    )
 }
 
 #[cfg(test)]
@@ -117,7 +143,10 @@ mod tests {
     #[test]
     fn lines_match_gitaly_format() {
         let buffer = Buffer::default();
-        let log = JsonLog { out: Mutex::new(Box::new(buffer.clone())), pid: 4242 };
+        let log = JsonLog {
+            out: Mutex::new(Box::new(buffer.clone())),
+            pid: 4242,
+        };
         let job = Job {
             storage_name: "default".into(),
             relative_path: "@hashed/x.git".into(),
@@ -127,13 +156,22 @@ mod tests {
         log.job_event(CommandName::Create, &job, Event::Started);
         let mut report = RunReport::default();
         report.failures.push((job.clone(), "boom".into()));
-        report.failures.push((Job { relative_path: "b.git".into(), ..Job::default() }, "bang".into()));
+        report.failures.push((
+            Job {
+                relative_path: "b.git".into(),
+                ..Job::default()
+            },
+            "bang".into(),
+        ));
         log.summary(CommandName::Restore, &report);
         let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         let started: Value = serde_json::from_str(lines[0]).unwrap();
         assert!(lines[0].starts_with(r#"{"command.name":"create","gl_project_path":"group/project","level":"info","msg":"started create","pid":4242,"relative_path":"@hashed/x.git","storage_name":"default","time":""#));
-        assert_eq!(started["time"].as_str().unwrap().len(), "2006-01-02T15:04:05.000Z".len());
+        assert_eq!(
+            started["time"].as_str().unwrap().len(),
+            "2006-01-02T15:04:05.000Z".len()
+        );
         let summary: Value = serde_json::from_str(lines[1]).unwrap();
         assert_eq!(
             summary["msg"],

@@ -7,14 +7,22 @@ use crate::storage::{Key, ObjectMeta, Storage, StorageError, StorageExt};
 
 /// The newest object by modification time; ties go to the greatest key.
 fn newest(objects: impl IntoIterator<Item = ObjectMeta>) -> Option<ObjectMeta> {
-    objects.into_iter().max_by(|a, b| (a.modified, &a.key).cmp(&(b.modified, &b.key)))
+    objects
+        .into_iter()
+        .max_by(|a, b| (a.modified, &a.key).cmp(&(b.modified, &b.key)))
 }
 
 /// The id of the newest `backup_ids/<id>` marker, if any.
 pub async fn latest_backup_id(storage: &dyn Storage) -> Result<Option<BackupId>, StorageError> {
     let markers = storage.list(layout::BACKUP_IDS_PREFIX).await?;
-    let marker = newest(markers.into_iter().filter(|meta| !meta.key.as_str()[layout::BACKUP_IDS_PREFIX.len()..].contains('/')));
-    Ok(marker.and_then(|meta| BackupId::parse(&meta.key.as_str()[layout::BACKUP_IDS_PREFIX.len()..]).ok()))
+    let marker = newest(
+        markers
+            .into_iter()
+            .filter(|meta| !meta.key.as_str()[layout::BACKUP_IDS_PREFIX.len()..].contains('/')),
+    );
+    Ok(marker.and_then(|meta| {
+        BackupId::parse(&meta.key.as_str()[layout::BACKUP_IDS_PREFIX.len()..]).ok()
+    }))
 }
 
 /// A manifest found on storage, and the key it was read from.
@@ -38,10 +46,14 @@ pub enum FindError {
 
 async fn read_manifest(storage: &dyn Storage, key: Key) -> Result<FoundManifest, FindError> {
     let bytes = storage.get_bytes(&key).await?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| FindError::BadManifest { key: key.to_string(), detail: "not UTF-8".into() })?;
-    let manifest =
-        Manifest::parse(&text).map_err(|error| FindError::BadManifest { key: key.to_string(), detail: error.to_string() })?;
+    let text = String::from_utf8(bytes).map_err(|_| FindError::BadManifest {
+        key: key.to_string(),
+        detail: "not UTF-8".into(),
+    })?;
+    let manifest = Manifest::parse(&text).map_err(|error| FindError::BadManifest {
+        key: key.to_string(),
+        detail: error.to_string(),
+    })?;
     Ok(FoundManifest { key, manifest })
 }
 
@@ -54,9 +66,10 @@ pub async fn find_manifest(
 ) -> Result<FoundManifest, FindError> {
     let key = layout::manifest_key(storage_name, path, id);
     match read_manifest(storage, key).await {
-        Err(FindError::Storage(error)) if error.is_not_found() => {
-            Err(FindError::NoSuchBackup { id: id.to_string(), location: storage.to_string() })
-        }
+        Err(FindError::Storage(error)) if error.is_not_found() => Err(FindError::NoSuchBackup {
+            id: id.to_string(),
+            location: storage.to_string(),
+        }),
         other => other,
     }
 }
@@ -86,12 +99,15 @@ pub async fn find_latest_manifest(
             !name.contains('/') && name.ends_with(".toml")
         })
         .collect();
-    let (copies, per_id): (Vec<_>, Vec<_>) =
-        manifests.into_iter().partition(|meta| meta.key.as_str().ends_with(layout::LATEST_MANIFEST_NAME));
+    let (copies, per_id): (Vec<_>, Vec<_>) = manifests
+        .into_iter()
+        .partition(|meta| meta.key.as_str().ends_with(layout::LATEST_MANIFEST_NAME));
     let chosen = newest(per_id).or_else(|| newest(copies));
     match chosen {
         Some(meta) => read_manifest(storage, meta.key).await,
-        None => Err(FindError::NoBackup { location: storage.to_string() }),
+        None => Err(FindError::NoBackup {
+            location: storage.to_string(),
+        }),
     }
 }
 
@@ -101,7 +117,14 @@ mod tests {
     use crate::storage::{MemoryStorage, WriteMode};
 
     async fn put(storage: &MemoryStorage, key: &str, text: &str) {
-        storage.put_bytes(&Key::new(key).unwrap(), text.as_bytes().to_vec(), WriteMode::Overwrite).await.unwrap();
+        storage
+            .put_bytes(
+                &Key::new(key).unwrap(),
+                text.as_bytes().to_vec(),
+                WriteMode::Overwrite,
+            )
+            .await
+            .unwrap();
         // Distinct modification times.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
@@ -112,20 +135,48 @@ mod tests {
         let name = StorageName::parse("default").unwrap();
         let path = RelativePath::parse("a.git").unwrap();
         let other = RelativePath::parse("b.git").unwrap();
-        put(&storage, "manifests/default/a.git/1.toml", "object_format = 'sha1'\n").await;
-        put(&storage, "manifests/default/a.git/2.toml", "object_format = 'sha256'\n").await;
-        put(&storage, "manifests/default/a.git/+latest.toml", "object_format = 'x'\n").await;
-        put(&storage, "manifests/default/a.git2/9.toml", "object_format = 'y'\n").await;
+        put(
+            &storage,
+            "manifests/default/a.git/1.toml",
+            "object_format = 'sha1'\n",
+        )
+        .await;
+        put(
+            &storage,
+            "manifests/default/a.git/2.toml",
+            "object_format = 'sha256'\n",
+        )
+        .await;
+        put(
+            &storage,
+            "manifests/default/a.git/+latest.toml",
+            "object_format = 'x'\n",
+        )
+        .await;
+        put(
+            &storage,
+            "manifests/default/a.git2/9.toml",
+            "object_format = 'y'\n",
+        )
+        .await;
         put(&storage, "backup_ids/1", "").await;
         let marker = latest_backup_id(&storage).await.unwrap();
         assert_eq!(marker.as_ref().map(BackupId::as_str), Some("1"));
-        let found = find_latest_manifest(&storage, &name, &path, marker.as_ref()).await.unwrap();
+        let found = find_latest_manifest(&storage, &name, &path, marker.as_ref())
+            .await
+            .unwrap();
         assert_eq!(found.key.as_str(), "manifests/default/a.git/1.toml");
-        let found = find_latest_manifest(&storage, &name, &path, None).await.unwrap();
+        let found = find_latest_manifest(&storage, &name, &path, None)
+            .await
+            .unwrap();
         assert_eq!(found.manifest.object_format, "sha256");
-        let missing = find_latest_manifest(&storage, &name, &other, marker.as_ref()).await.unwrap_err();
+        let missing = find_latest_manifest(&storage, &name, &other, marker.as_ref())
+            .await
+            .unwrap_err();
         assert!(matches!(missing, FindError::NoBackup { .. }), "{missing}");
-        let missing = find_manifest(&storage, &name, &path, &BackupId::parse("7").unwrap()).await.unwrap_err();
+        let missing = find_manifest(&storage, &name, &path, &BackupId::parse("7").unwrap())
+            .await
+            .unwrap_err();
         assert!(missing.to_string().contains("no backup 7"), "{missing}");
     }
 }

@@ -15,7 +15,7 @@ use crate::job::progress::CommandName;
 use crate::job::scheduler::{self, JobSource, Outcome, RunReport, Work};
 use crate::job::Job;
 use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest, Step};
-use crate::layout::{self, BackupId, RelativePath, StorageName, StepKeys};
+use crate::layout::{self, BackupId, RelativePath, StepKeys, StorageName};
 use crate::node::hooks;
 use crate::storage::digest::{digest_of, BodyDigest, DigestReader};
 use crate::storage::{Key, StorageError, StorageExt, WriteMode};
@@ -57,20 +57,37 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
         let (ctx, options) = (work_ctx.clone(), work_options.clone());
         Box::pin(async move { back_up_job(&ctx, &options, &job).await })
     });
-    let report =
-        scheduler::run(jobs, options.run.limits, CommandName::Create, ctx.progress.clone(), ctx.cancel.clone(), work).await;
-    let marker = if report.input_error.is_none() && !report.interrupted && report.completed + report.already_done > 0 {
+    let report = scheduler::run(
+        jobs,
+        options.run.limits,
+        CommandName::Create,
+        ctx.progress.clone(),
+        ctx.cancel.clone(),
+        work,
+    )
+    .await;
+    let marker = if report.input_error.is_none()
+        && !report.interrupted
+        && report.completed + report.already_done > 0
+    {
         write_marker(ctx, &options.id).await
     } else {
         Ok(false)
     };
-    CreateReport { run: report, marker }
+    CreateReport {
+        run: report,
+        marker,
+    }
 }
 
 /// The empty `backup_ids/<id>` object gitaly-backup 19.0 writes after a run.
 async fn write_marker(ctx: &Context, id: &BackupId) -> Result<bool, String> {
     let key = layout::backup_id_marker_key(id);
-    match ctx.storage.put_bytes(&key, Vec::new(), WriteMode::CreateOnly).await {
+    match ctx
+        .storage
+        .put_bytes(&key, Vec::new(), WriteMode::CreateOnly)
+        .await
+    {
         Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(true),
         Err(error) => Err(error.to_string()),
     }
@@ -94,7 +111,13 @@ async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outco
         Ok(None) => {}
         Err(error) => return Outcome::Failed(error.to_string()),
     }
-    let target = Target { storage_name, path, repository, id: options.id.clone(), manifest_key };
+    let target = Target {
+        storage_name,
+        path,
+        repository,
+        id: options.id.clone(),
+        manifest_key,
+    };
     match back_up(ctx, &target).await {
         Ok(()) => Outcome::Completed,
         Err(error) => Outcome::Failed(error.to_string()),
@@ -175,13 +198,23 @@ async fn upload_bundle(
     let pack = ctx.git.pack_objects(&target.repository, tips)?;
     let body = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(header), pack);
     let (body, digest) = DigestReader::new(body);
-    let digest = match ctx.storage.put(&keys.bundle, Box::pin(body), WriteMode::CreateOnly).await {
+    let digest = match ctx
+        .storage
+        .put(&keys.bundle, Box::pin(body), WriteMode::CreateOnly)
+        .await
+    {
         Ok(_) => digest.finish(),
-        Err(StorageError::AlreadyExists { .. }) => adopt_bundle(ctx, target, &keys.bundle, identity, refs).await?,
+        Err(StorageError::AlreadyExists { .. }) => {
+            adopt_bundle(ctx, target, &keys.bundle, identity, refs).await?
+        }
         Err(error) => return Err(error.into()),
     };
     tracing::debug!(bytes = digest.size, "bundle uploaded");
-    Ok(FileDigest { path: keys.bundle.to_string(), size: digest.size, sha256: digest.sha256 })
+    Ok(FileDigest {
+        path: keys.bundle.to_string(),
+        size: digest.size,
+        sha256: digest.sha256,
+    })
 }
 
 /// A bundle already there under this id was written by an interrupted run
@@ -195,57 +228,100 @@ async fn adopt_bundle(
     identity: &RepositoryIdentity,
     refs: &RefsSnapshot,
 ) -> Result<BodyDigest, CreateError> {
-    let orphan = || CreateError::Orphan { key: key.to_string(), id: target.id.to_string() };
+    let orphan = || CreateError::Orphan {
+        key: key.to_string(),
+        id: target.id.to_string(),
+    };
     let (reader, digest) = DigestReader::new(ctx.storage.get(key).await?);
     let mut reader = tokio::io::BufReader::new(reader);
-    let header = read_bundle_header(&mut reader, key.as_str()).await.map_err(|_| orphan())?;
-    if header.object_format != identity.object_format || !header.prerequisites.is_empty() || header.refs != refs.lines {
+    let header = read_bundle_header(&mut reader, key.as_str())
+        .await
+        .map_err(|_| orphan())?;
+    if header.object_format != identity.object_format
+        || !header.prerequisites.is_empty()
+        || header.refs != refs.lines
+    {
         return Err(orphan());
     }
-    drain(&mut reader).await.map_err(|error| StorageError::Other { key: key.to_string(), message: error.to_string() })?;
+    drain(&mut reader)
+        .await
+        .map_err(|error| StorageError::Other {
+            key: key.to_string(),
+            message: error.to_string(),
+        })?;
     tracing::debug!(%key, "kept the complete bundle of an interrupted run");
     Ok(digest.finish())
 }
 
-async fn upload_custom_hooks(ctx: &Context, target: &Target, keys: &StepKeys) -> Result<Option<FileDigest>, CreateError> {
+async fn upload_custom_hooks(
+    ctx: &Context,
+    target: &Target,
+    keys: &StepKeys,
+) -> Result<Option<FileDigest>, CreateError> {
     let repository = target.repository.clone();
     let archive = tokio::task::spawn_blocking(move || hooks::archive(&repository))
         .await
         .map_err(|error| crate::node::NodeError::Invalid(error.to_string()))??;
     match archive {
-        Some(bytes) => Ok(Some(put_small(ctx, target, &keys.custom_hooks, bytes).await?)),
+        Some(bytes) => Ok(Some(
+            put_small(ctx, target, &keys.custom_hooks, bytes).await?,
+        )),
         None => Ok(None),
     }
 }
 
 /// Writes a small file create-only; one left by an interrupted run of the
 /// same id is accepted only if its bytes are the same.
-async fn put_small(ctx: &Context, target: &Target, key: &Key, bytes: Vec<u8>) -> Result<FileDigest, CreateError> {
+async fn put_small(
+    ctx: &Context,
+    target: &Target,
+    key: &Key,
+    bytes: Vec<u8>,
+) -> Result<FileDigest, CreateError> {
     let digest = digest_of(&bytes);
-    match ctx.storage.put_bytes(key, bytes.clone(), WriteMode::CreateOnly).await {
+    match ctx
+        .storage
+        .put_bytes(key, bytes.clone(), WriteMode::CreateOnly)
+        .await
+    {
         Ok(_) => {}
         Err(StorageError::AlreadyExists { key }) => {
             let existing = ctx.storage.get_bytes(&Key::new(key.clone())?).await?;
             if existing != bytes {
-                return Err(CreateError::Orphan { key, id: target.id.to_string() });
+                return Err(CreateError::Orphan {
+                    key,
+                    id: target.id.to_string(),
+                });
             }
         }
         Err(error) => return Err(error.into()),
     }
-    Ok(FileDigest { path: key.to_string(), size: digest.size, sha256: digest.sha256 })
+    Ok(FileDigest {
+        path: key.to_string(),
+        size: digest.size,
+        sha256: digest.sha256,
+    })
 }
 
 /// Written last: readers take an existing manifest as proof that every file
 /// it names is complete (spec §3.4). `+latest.toml` follows, as in 19.0,
 /// except on write-once storage, where readers find the newest manifest by
 /// listing instead.
-async fn write_manifest(ctx: &Context, target: &Target, manifest: &Manifest) -> Result<(), CreateError> {
+async fn write_manifest(
+    ctx: &Context,
+    target: &Target,
+    manifest: &Manifest,
+) -> Result<(), CreateError> {
     let text = manifest.render().into_bytes();
-    ctx.storage.put_bytes(&target.manifest_key, text.clone(), WriteMode::CreateOnly).await?;
+    ctx.storage
+        .put_bytes(&target.manifest_key, text.clone(), WriteMode::CreateOnly)
+        .await?;
     if ctx.immutable {
         return Ok(());
     }
     let latest = layout::latest_manifest_key(&target.storage_name, &target.path);
-    ctx.storage.put_bytes(&latest, text, WriteMode::Overwrite).await?;
+    ctx.storage
+        .put_bytes(&latest, text, WriteMode::Overwrite)
+        .await?;
     Ok(())
 }

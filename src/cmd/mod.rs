@@ -74,7 +74,11 @@ pub struct Setup {
 impl Context {
     /// Reads the Gitaly config, resolves the location and opens storage.
     /// Every failure here is a usage or configuration error.
-    pub async fn open(setup: Setup, progress: Arc<dyn Progress>, cancel: CancellationToken) -> anyhow::Result<Self> {
+    pub async fn open(
+        setup: Setup,
+        progress: Arc<dyn Progress>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Self> {
         use crate::exit::UsageError;
         use crate::node::config::{GitalyConfig, DEFAULT_GITALY_CONFIG};
         use crate::storage::Location;
@@ -84,18 +88,28 @@ impl Context {
             default.is_file().then_some(default)
         });
         let config = match &config_path {
-            Some(path) => GitalyConfig::load(path).map_err(|error| UsageError(error.to_string()))?,
+            Some(path) => {
+                GitalyConfig::load(path).map_err(|error| UsageError(error.to_string()))?
+            }
             None => GitalyConfig::default(),
         };
         let from_config = setup.location.is_none();
         let location_text = setup.location.clone().or_else(|| config.backup.go_cloud_url.clone()).ok_or_else(|| {
             UsageError("no backup location: pass --path DIR, or set [backup] go_cloud_url in Gitaly's config".into())
         })?;
-        let location = Location::parse(&location_text).map_err(|error| UsageError(error.to_string()))?;
+        let location =
+            Location::parse(&location_text).map_err(|error| UsageError(error.to_string()))?;
         let defaults = Tuning::default();
-        let config_part_size = config.backup.buffer_size.filter(|_| from_config).and_then(|size| usize::try_from(size).ok());
+        let config_part_size = config
+            .backup
+            .buffer_size
+            .filter(|_| from_config)
+            .and_then(|size| usize::try_from(size).ok());
         let tuning = Tuning {
-            part_size: setup.part_size.or(config_part_size).unwrap_or(defaults.part_size),
+            part_size: setup
+                .part_size
+                .or(config_part_size)
+                .unwrap_or(defaults.part_size),
             upload_concurrency: setup.upload_concurrency.max(1),
             retries: setup.retries,
             immutable: setup.immutable,
@@ -104,7 +118,9 @@ impl Context {
         let storage = crate::storage::open(&location, tuning)
             .await
             .map_err(|error| UsageError(error.to_string()))?;
-        let cpus = std::thread::available_parallelism().map(usize::from).unwrap_or(1);
+        let cpus = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1);
         Ok(Self {
             storage,
             git: Git::new(setup.git.clone(), cpus / setup.parallel.max(1)),

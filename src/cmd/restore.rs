@@ -55,7 +55,11 @@ enum RestoreError {
     Backup(String),
 }
 
-pub async fn run(ctx: &Context, options: RestoreOptions, jobs: impl JobSource) -> anyhow::Result<RestoreReport> {
+pub async fn run(
+    ctx: &Context,
+    options: RestoreOptions,
+    jobs: impl JobSource,
+) -> anyhow::Result<RestoreReport> {
     // Read once per run, as gitaly does; a failure only means per-repository lookups.
     let latest_id = match &options.id {
         Some(_) => None,
@@ -70,12 +74,24 @@ pub async fn run(ctx: &Context, options: RestoreOptions, jobs: impl JobSource) -
         let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
         Box::pin(async move { restore_job(&ctx, &options, latest_id.as_ref(), &job).await })
     });
-    let report =
-        scheduler::run(jobs, options.run.limits, CommandName::Restore, ctx.progress.clone(), ctx.cancel.clone(), work).await;
+    let report = scheduler::run(
+        jobs,
+        options.run.limits,
+        CommandName::Restore,
+        ctx.progress.clone(),
+        ctx.cancel.clone(),
+        work,
+    )
+    .await;
     Ok(RestoreReport { run: report })
 }
 
-async fn restore_job(ctx: &Context, options: &RestoreOptions, latest_id: Option<&BackupId>, job: &Job) -> Outcome {
+async fn restore_job(
+    ctx: &Context,
+    options: &RestoreOptions,
+    latest_id: Option<&BackupId>,
+    job: &Job,
+) -> Outcome {
     let (storage_name, path) = match validate(job) {
         Ok(valid) => valid,
         Err(error) => return Outcome::Failed(error),
@@ -87,10 +103,21 @@ async fn restore_job(ctx: &Context, options: &RestoreOptions, latest_id: Option<
         let repository = ctx.roots.resolve(&storage_name, &path)?;
         let storage_root = ctx.roots.root(&storage_name)?.to_path_buf();
         let found = match &options.id {
-            Some(id) => backups::find_manifest(ctx.storage.as_ref(), &storage_name, &path, id).await?,
-            None => backups::find_latest_manifest(ctx.storage.as_ref(), &storage_name, &path, latest_id).await?,
+            Some(id) => {
+                backups::find_manifest(ctx.storage.as_ref(), &storage_name, &path, id).await?
+            }
+            None => {
+                backups::find_latest_manifest(ctx.storage.as_ref(), &storage_name, &path, latest_id)
+                    .await?
+            }
         };
-        let restore = Restore { ctx, job, manifest: &found.manifest, repository, storage_root };
+        let restore = Restore {
+            ctx,
+            job,
+            manifest: &found.manifest,
+            repository,
+            storage_root,
+        };
         restore.run().await
     };
     match result.await {
@@ -114,26 +141,47 @@ impl Restore<'_> {
             // Nothing existed at backup time; an existing repository is left alone.
             return Ok(());
         }
-        let last = manifest.steps.last().ok_or_else(|| RestoreError::Backup("manifest has no steps".into()))?;
+        let last = manifest
+            .steps
+            .last()
+            .ok_or_else(|| RestoreError::Backup("manifest has no steps".into()))?;
         let object_format = ObjectFormat::parse(&manifest.object_format).ok_or_else(|| {
-            RestoreError::Backup(format!("manifest has unknown object_format {:?}", manifest.object_format))
+            RestoreError::Backup(format!(
+                "manifest has unknown object_format {:?}",
+                manifest.object_format
+            ))
         })?;
-        let ref_format = match manifest.gitbak.as_ref().map(|info| info.ref_format.as_str()) {
+        let ref_format = match manifest
+            .gitbak
+            .as_ref()
+            .map(|info| info.ref_format.as_str())
+        {
             None | Some("") => RefFormat::Files,
-            Some(name) => RefFormat::parse(name)
-                .ok_or_else(|| RestoreError::Backup(format!("manifest has unknown ref_format {name:?}")))?,
+            Some(name) => RefFormat::parse(name).ok_or_else(|| {
+                RestoreError::Backup(format!("manifest has unknown ref_format {name:?}"))
+            })?,
         };
-        let parent = self.repository.parent().unwrap_or(&self.storage_root).to_path_buf();
+        let parent = self
+            .repository
+            .parent()
+            .unwrap_or(&self.storage_root)
+            .to_path_buf();
         let owner = place::owner_for(&self.storage_root)?;
         place::create_dirs_owned(&parent, owner)?;
         self.check_free_space(&parent).await?;
-        let name = self.repository.file_name().and_then(|n| n.to_str()).unwrap_or("repository");
+        let name = self
+            .repository
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("repository");
         let temp = TempDir::beside(&parent, name);
         let git = &self.ctx.git;
-        git.init_bare(temp.path(), object_format, ref_format).await?;
+        git.init_bare(temp.path(), object_format, ref_format)
+            .await?;
         if !manifest.empty {
             let final_refs = self.apply_steps(temp.path(), object_format).await?;
-            git.write_refs(temp.path(), ref_format, &final_refs.refs).await?;
+            git.write_refs(temp.path(), ref_format, &final_refs.refs)
+                .await?;
             match (&manifest.head_reference, &final_refs.head) {
                 (Some(head), _) => git.set_head_symbolic(temp.path(), head).await?,
                 (None, Some(detached)) => git.set_head_detached(temp.path(), detached).await?,
@@ -167,7 +215,12 @@ impl Restore<'_> {
                 Some(digest) => digest.size,
                 None => {
                     let key = Key::new(step.bundle_path.clone())?;
-                    self.ctx.storage.head(&key).await?.map(|meta| meta.size).unwrap_or(0)
+                    self.ctx
+                        .storage
+                        .head(&key)
+                        .await?
+                        .map(|meta| meta.size)
+                        .unwrap_or(0)
                 }
             };
             needed += size;
@@ -195,7 +248,10 @@ impl Restore<'_> {
             Some(digest) => Box::pin(VerifyingReader::new(
                 reader,
                 path,
-                BodyDigest { size: digest.size, sha256: digest.sha256.clone() },
+                BodyDigest {
+                    size: digest.size,
+                    sha256: digest.sha256.clone(),
+                },
             )),
             None => reader,
         })
@@ -218,7 +274,11 @@ impl Restore<'_> {
 
     /// Fetches every step's bundle in order and returns the refs the
     /// repository must end with: the last refs file's.
-    async fn apply_steps(&self, repository: &Path, object_format: ObjectFormat) -> Result<FinalRefs, RestoreError> {
+    async fn apply_steps(
+        &self,
+        repository: &Path,
+        object_format: ObjectFormat,
+    ) -> Result<FinalRefs, RestoreError> {
         let git = &self.ctx.git;
         let steps = &self.manifest.steps;
         let mut last_refs = Vec::new();
@@ -226,12 +286,16 @@ impl Restore<'_> {
         let mut all_self_contained = true;
         for (index, step) in steps.iter().enumerate() {
             if step.ref_path.is_empty() {
-                return Err(RestoreError::Backup(format!("step {} of the manifest has no ref_path", index + 1)));
+                return Err(RestoreError::Backup(format!(
+                    "step {} of the manifest has no ref_path",
+                    index + 1
+                )));
             }
             let refs = parse_ref_lines(&self.read_small(&step.ref_path).await?)
                 .map_err(|error| RestoreError::Backup(format!("{}: {error}", step.ref_path)))?;
             if !refs.is_empty() && !step.bundle_path.is_empty() {
-                let mut reader = BufReader::with_capacity(PACK_BUFFER, self.open(&step.bundle_path).await?);
+                let mut reader =
+                    BufReader::with_capacity(PACK_BUFFER, self.open(&step.bundle_path).await?);
                 let header = read_bundle_header(&mut reader, &step.bundle_path).await?;
                 if header.object_format != object_format {
                     return Err(RestoreError::Backup(format!(
@@ -239,7 +303,8 @@ impl Restore<'_> {
                         step.bundle_path, header.object_format
                     )));
                 }
-                let prerequisites: Vec<&str> = header.prerequisites.iter().map(String::as_str).collect();
+                let prerequisites: Vec<&str> =
+                    header.prerequisites.iter().map(String::as_str).collect();
                 let missing = git.missing_objects(repository, &prerequisites).await?;
                 if let Some(first) = missing.first() {
                     return Err(RestoreError::Backup(format!(
@@ -249,14 +314,21 @@ impl Restore<'_> {
                 }
                 let self_contained = prerequisites.is_empty();
                 all_self_contained &= self_contained;
-                let in_bundle = |error: String| RestoreError::Backup(format!("{}: {error}", step.bundle_path));
-                git.index_pack(repository, &mut reader, self_contained).await.map_err(|e| in_bundle(e.to_string()))?;
-                drain(&mut reader).await.map_err(|error| in_bundle(error.to_string()))?;
+                let in_bundle =
+                    |error: String| RestoreError::Backup(format!("{}: {error}", step.bundle_path));
+                git.index_pack(repository, &mut reader, self_contained)
+                    .await
+                    .map_err(|e| in_bundle(e.to_string()))?;
+                drain(&mut reader)
+                    .await
+                    .map_err(|error| in_bundle(error.to_string()))?;
                 bundle_refs = header.refs;
             }
             last_refs = refs;
         }
-        let final_refs = self.settle_refs(repository, last_refs, &bundle_refs).await?;
+        let final_refs = self
+            .settle_refs(repository, last_refs, &bundle_refs)
+            .await?;
         if !(all_self_contained && steps.len() == 1) {
             git.check_connectivity(repository).await?;
         }
@@ -291,7 +363,11 @@ impl Restore<'_> {
                             "{} points at {}, which the bundle lacks; restored at the bundle's {}",
                             line.name, line.object_id, bundle.object_id
                         );
-                        self.ctx.progress.job_event(CommandName::Restore, self.job, Event::Warning { message: &message });
+                        self.ctx.progress.job_event(
+                            CommandName::Restore,
+                            self.job,
+                            Event::Warning { message: &message },
+                        );
                         line.object_id = bundle.object_id.clone();
                     }
                     _ => {
@@ -308,7 +384,10 @@ impl Restore<'_> {
                 settled.push(line);
             }
         }
-        Ok(FinalRefs { refs: settled, head })
+        Ok(FinalRefs {
+            refs: settled,
+            head,
+        })
     }
 
     /// Hooks come from the last step only; when it has none, the repository
@@ -343,15 +422,24 @@ struct FinalRefs {
 async fn read_capped(mut reader: impl AsyncRead + Unpin) -> Result<Vec<u8>, RestoreError> {
     let mut bytes = Vec::new();
     let limit = hooks::MAX_HOOKS_ARCHIVE + 1;
-    tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::AsyncReadExt::take(&mut reader, limit), &mut bytes)
-        .await
-        .map_err(|error| RestoreError::Backup(error.to_string()))?;
+    tokio::io::AsyncReadExt::read_to_end(
+        &mut tokio::io::AsyncReadExt::take(&mut reader, limit),
+        &mut bytes,
+    )
+    .await
+    .map_err(|error| RestoreError::Backup(error.to_string()))?;
     if bytes.len() as u64 > hooks::MAX_HOOKS_ARCHIVE {
-        return Err(RestoreError::Backup("custom hooks archive is larger than 64 MiB".into()));
+        return Err(RestoreError::Backup(
+            "custom hooks archive is larger than 64 MiB".into(),
+        ));
     }
     Ok(bytes)
 }
 
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, NodeError> + Send + 'static) -> Result<T, NodeError> {
-    tokio::task::spawn_blocking(work).await.map_err(|error| NodeError::Invalid(error.to_string()))?
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| NodeError::Invalid(error.to_string()))?
 }

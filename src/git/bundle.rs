@@ -36,7 +36,11 @@ pub fn full_bundle_header(format: ObjectFormat, refs: &RefsSnapshot) -> Vec<u8> 
 impl Git {
     /// Streams a pack of everything reachable from `tips` (objects from
     /// alternates included, so the bundle stands alone).
-    pub fn pack_objects(&self, repository: &Path, tips: Vec<String>) -> Result<GitReader, GitError> {
+    pub fn pack_objects(
+        &self,
+        repository: &Path,
+        tips: Vec<String>,
+    ) -> Result<GitReader, GitError> {
         let threads = format!("pack.threads={}", self.pack_threads());
         let args = [
             "-c",
@@ -51,7 +55,10 @@ impl Git {
         let mut command = self.command(repository, args);
         command.stdin(Stdio::piped());
         let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
         let feeder = tokio::spawn(async move {
             let mut input = Vec::with_capacity(tips.len() * 65);
             for tip in tips {
@@ -79,7 +86,11 @@ fn invalid(name: &str, detail: impl std::fmt::Display) -> GitError {
 }
 
 /// Reads one header line without its newline; `false` at end of stream.
-async fn next_header_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Vec<u8>, name: &str) -> Result<bool, GitError> {
+async fn next_header_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    name: &str,
+) -> Result<bool, GitError> {
     line.clear();
     let read = AsyncReadExt::take(&mut *reader, MAX_HEADER_LINE as u64)
         .read_until(b'\n', line)
@@ -95,7 +106,10 @@ async fn next_header_line<R: AsyncBufRead + Unpin>(reader: &mut R, line: &mut Ve
 }
 
 /// Reads the header, leaving `reader` at the first byte of the pack.
-pub async fn read_bundle_header<R: AsyncBufRead + Unpin>(reader: &mut R, name: &str) -> Result<BundleHeader, GitError> {
+pub async fn read_bundle_header<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    name: &str,
+) -> Result<BundleHeader, GitError> {
     let mut line = Vec::new();
     if !next_header_line(reader, &mut line, name).await? {
         return Err(invalid(name, "it is empty"));
@@ -105,7 +119,11 @@ pub async fn read_bundle_header<R: AsyncBufRead + Unpin>(reader: &mut R, name: &
         b"# v3 git bundle" => 3,
         _ => return Err(invalid(name, "it does not start with a bundle signature")),
     };
-    let mut header = BundleHeader { object_format: ObjectFormat::Sha1, prerequisites: Vec::new(), refs: Vec::new() };
+    let mut header = BundleHeader {
+        object_format: ObjectFormat::Sha1,
+        prerequisites: Vec::new(),
+        refs: Vec::new(),
+    };
     loop {
         if !next_header_line(reader, &mut line, name).await? {
             return Err(invalid(name, "header is truncated"));
@@ -127,9 +145,13 @@ pub async fn read_bundle_header<R: AsyncBufRead + Unpin>(reader: &mut R, name: &
             let object_id = prerequisite.split(' ').next().unwrap_or_default();
             header.prerequisites.push(object_id.to_owned());
         } else {
-            let (object_id, name_part) =
-                text.split_once(' ').ok_or_else(|| invalid(name, format!("bad ref line {text:?}")))?;
-            header.refs.push(RefLine { object_id: object_id.to_owned(), name: name_part.to_owned() });
+            let (object_id, name_part) = text
+                .split_once(' ')
+                .ok_or_else(|| invalid(name, format!("bad ref line {text:?}")))?;
+            header.refs.push(RefLine {
+                object_id: object_id.to_owned(),
+                name: name_part.to_owned(),
+            });
         }
     }
     let hex_len = header.object_format.hex_len();
@@ -139,7 +161,10 @@ pub async fn read_bundle_header<R: AsyncBufRead + Unpin>(reader: &mut R, name: &
         .chain(header.refs.iter().map(|r| &r.object_id))
         .find(|id| id.len() != hex_len || !id.bytes().all(|b| b.is_ascii_hexdigit()));
     if let Some(id) = bad_id {
-        return Err(invalid(name, format!("bad object id {id:?} for {}", header.object_format)));
+        return Err(invalid(
+            name,
+            format!("bad object id {id:?} for {}", header.object_format),
+        ));
     }
     Ok(header)
 }
@@ -155,19 +180,31 @@ impl Git {
         pack: &mut R,
         self_contained: bool,
     ) -> Result<bool, GitError> {
-        let io_error = |source| GitError::Io { command: "index-pack".into(), source };
+        let io_error = |source| GitError::Io {
+            command: "index-pack".into(),
+            source,
+        };
         if pack.fill_buf().await.map_err(io_error)?.is_empty() {
             return Ok(false);
         }
         let threads = format!("pack.threads={}", self.pack_threads());
-        let mut args = vec!["-c", threads.as_str(), "index-pack", "--stdin", "--fix-thin"];
+        let mut args = vec![
+            "-c",
+            threads.as_str(),
+            "index-pack",
+            "--stdin",
+            "--fix-thin",
+        ];
         if self_contained {
             args.push("--check-self-contained-and-connected");
         }
         let mut command = self.command(repository, &args);
         command.stdin(Stdio::piped()).stdout(Stdio::null());
         let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
         let stderr = child.stderr.take();
         let stderr_task = tokio::spawn(async move {
             let mut bytes = Vec::new();
@@ -212,7 +249,8 @@ mod tests {
     #[tokio::test]
     async fn header_round_trip() {
         let oid = "1".repeat(40);
-        let refs = RefsSnapshot::parse(format!("{oid} HEAD\n{oid} refs/heads/main\n").into_bytes()).unwrap();
+        let refs = RefsSnapshot::parse(format!("{oid} HEAD\n{oid} refs/heads/main\n").into_bytes())
+            .unwrap();
         let mut bytes = full_bundle_header(ObjectFormat::Sha1, &refs);
         assert!(bytes.starts_with(b"# v2 git bundle\n"));
         bytes.extend_from_slice(b"PACK");
@@ -230,11 +268,25 @@ mod tests {
         let bytes = full_bundle_header(ObjectFormat::Sha256, &refs);
         let header = read_bundle_header(&mut &bytes[..], "b").await.unwrap();
         assert_eq!(header.object_format, ObjectFormat::Sha256);
-        for bad in [&b""[..], b"# v9 git bundle\n", b"# v2 git bundle\nabc", b"# v3 git bundle\n@filter=blob:none\n\n"] {
-            assert!(read_bundle_header(&mut &bad[..], "b").await.is_err(), "{bad:?}");
+        for bad in [
+            &b""[..],
+            b"# v9 git bundle\n",
+            b"# v2 git bundle\nabc",
+            b"# v3 git bundle\n@filter=blob:none\n\n",
+        ] {
+            assert!(
+                read_bundle_header(&mut &bad[..], "b").await.is_err(),
+                "{bad:?}"
+            );
         }
-        let prereq = format!("# v2 git bundle\n-{} subject\n{} refs/heads/x\n\n", "3".repeat(40), "4".repeat(40));
-        let header = read_bundle_header(&mut prereq.as_bytes(), "b").await.unwrap();
+        let prereq = format!(
+            "# v2 git bundle\n-{} subject\n{} refs/heads/x\n\n",
+            "3".repeat(40),
+            "4".repeat(40)
+        );
+        let header = read_bundle_header(&mut prereq.as_bytes(), "b")
+            .await
+            .unwrap();
         assert_eq!(header.prerequisites, vec!["3".repeat(40)]);
     }
 }

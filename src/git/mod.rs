@@ -22,11 +22,21 @@ pub use stream::GitReader;
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
     #[error("git {command} failed ({status}): {stderr_tail}")]
-    Failed { command: String, status: ExitStatus, stderr_tail: String },
+    Failed {
+        command: String,
+        status: ExitStatus,
+        stderr_tail: String,
+    },
     #[error("cannot run git ({program}): {source}; is git installed and on PATH?")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     #[error("git {command}: {source}")]
-    Io { command: String, source: std::io::Error },
+    Io {
+        command: String,
+        source: std::io::Error,
+    },
     #[error("git {command} printed something gitbak cannot read: {detail}")]
     Unexpected { command: String, detail: String },
     #[error("{0}")]
@@ -121,7 +131,10 @@ pub struct Git {
 
 impl Git {
     pub fn new(program: PathBuf, pack_threads: usize) -> Self {
-        Self { program, pack_threads: pack_threads.max(1) }
+        Self {
+            program,
+            pack_threads: pack_threads.max(1),
+        }
     }
 
     /// A git command for `repository` (a bare repository's directory).
@@ -150,7 +163,10 @@ impl Git {
     }
 
     fn spawn_error(&self, source: std::io::Error) -> GitError {
-        GitError::Spawn { program: self.program.display().to_string(), source }
+        GitError::Spawn {
+            program: self.program.display().to_string(),
+            source,
+        }
     }
 
     /// Runs a short git command and returns its stdout; a non-zero exit is
@@ -161,7 +177,11 @@ impl Git {
         args: &[&str],
         allowed_status: &[i32],
     ) -> Result<(i32, Vec<u8>), GitError> {
-        let output = self.command(repository, args).output().await.map_err(|e| self.spawn_error(e))?;
+        let output = self
+            .command(repository, args)
+            .output()
+            .await
+            .map_err(|e| self.spawn_error(e))?;
         let code = output.status.code().unwrap_or(-1);
         if output.status.success() || allowed_status.contains(&code) {
             return Ok((code, output.stdout));
@@ -200,13 +220,22 @@ impl Git {
 
 /// The subcommand and its first plain argument, for messages.
 fn describe(args: &[&str]) -> String {
-    args.iter().take_while(|arg| !arg.starts_with('-')).take(1).copied().collect::<Vec<_>>().join(" ")
+    args.iter()
+        .take_while(|arg| !arg.starts_with('-'))
+        .take(1)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Git's last non-empty stderr line: the one that says what went wrong.
 pub(crate) fn stderr_tail(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let line = text.lines().rev().map(str::trim).find(|line| !line.is_empty());
+    let line = text
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty());
     line.unwrap_or("no error message").to_owned()
 }
 
@@ -216,7 +245,10 @@ mod tests {
 
     #[test]
     fn stderr_tail_is_the_last_line() {
-        assert_eq!(stderr_tail(b"warning: x\nfatal: bad object\n\n"), "fatal: bad object");
+        assert_eq!(
+            stderr_tail(b"warning: x\nfatal: bad object\n\n"),
+            "fatal: bad object"
+        );
         assert_eq!(stderr_tail(b""), "no error message");
         assert_eq!(describe(&["show-ref", "--head"]), "show-ref");
     }

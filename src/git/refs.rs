@@ -35,7 +35,11 @@ impl RefsSnapshot {
 
     /// Distinct object ids the references point at.
     pub fn tips(&self) -> Vec<&str> {
-        let mut tips: Vec<&str> = self.lines.iter().map(|line| line.object_id.as_str()).collect();
+        let mut tips: Vec<&str> = self
+            .lines
+            .iter()
+            .map(|line| line.object_id.as_str())
+            .collect();
         tips.sort_unstable();
         tips.dedup();
         tips
@@ -54,21 +58,33 @@ impl RefsSnapshot {
 /// Splits `<oid> <name>` lines at the first space, as gitaly's reader does;
 /// the last line may lack its newline.
 pub fn parse_ref_lines(bytes: &[u8]) -> Result<Vec<RefLine>, GitError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| GitError::Invalid("refs file is not UTF-8".into()))?;
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| GitError::Invalid("refs file is not UTF-8".into()))?;
     text.lines()
         .enumerate()
         .map(|(index, line)| {
             let (object_id, name) = line
                 .split_once(' ')
                 .filter(|(oid, name)| is_hex_object_id(oid) && !name.is_empty())
-                .ok_or_else(|| GitError::Invalid(format!("refs file line {} is not '<oid> <ref>': {line:?}", index + 1)))?;
-            Ok(RefLine { object_id: object_id.to_owned(), name: name.to_owned() })
+                .ok_or_else(|| {
+                    GitError::Invalid(format!(
+                        "refs file line {} is not '<oid> <ref>': {line:?}",
+                        index + 1
+                    ))
+                })?;
+            Ok(RefLine {
+                object_id: object_id.to_owned(),
+                name: name.to_owned(),
+            })
         })
         .collect()
 }
 
 fn is_hex_object_id(text: &str) -> bool {
-    matches!(text.len(), 40 | 64) && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    matches!(text.len(), 40 | 64)
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// What a backup records about a repository besides its refs.
@@ -82,25 +98,46 @@ pub struct RepositoryIdentity {
 
 impl Git {
     pub async fn identity(&self, repository: &Path) -> Result<RepositoryIdentity, GitError> {
-        let (_, formats) =
-            self.output(repository, &["rev-parse", "--show-object-format", "--show-ref-format"], &[]).await?;
+        let (_, formats) = self
+            .output(
+                repository,
+                &["rev-parse", "--show-object-format", "--show-ref-format"],
+                &[],
+            )
+            .await?;
         let formats = String::from_utf8_lossy(&formats);
         let mut lines = formats.lines();
-        let unexpected = |detail: &str| GitError::Unexpected { command: "rev-parse".into(), detail: detail.into() };
-        let object_format =
-            lines.next().and_then(ObjectFormat::parse).ok_or_else(|| unexpected("unknown object format"))?;
-        let ref_format = lines.next().and_then(RefFormat::parse).ok_or_else(|| unexpected("unknown ref format"))?;
-        let (code, head) = self.output(repository, &["symbolic-ref", "-q", "HEAD"], &[1]).await?;
+        let unexpected = |detail: &str| GitError::Unexpected {
+            command: "rev-parse".into(),
+            detail: detail.into(),
+        };
+        let object_format = lines
+            .next()
+            .and_then(ObjectFormat::parse)
+            .ok_or_else(|| unexpected("unknown object format"))?;
+        let ref_format = lines
+            .next()
+            .and_then(RefFormat::parse)
+            .ok_or_else(|| unexpected("unknown ref format"))?;
+        let (code, head) = self
+            .output(repository, &["symbolic-ref", "-q", "HEAD"], &[1])
+            .await?;
         let head_reference = (code == 0)
             .then(|| String::from_utf8_lossy(&head).trim_end().to_owned())
             .filter(|head| !head.is_empty());
-        Ok(RepositoryIdentity { object_format, ref_format, head_reference })
+        Ok(RepositoryIdentity {
+            object_format,
+            ref_format,
+            head_reference,
+        })
     }
 
     /// All references, HEAD first if it resolves; empty for an empty repository.
     pub async fn snapshot_refs(&self, repository: &Path) -> Result<RefsSnapshot, GitError> {
         // show-ref exits 1 when there is nothing to show.
-        let (_, bytes) = self.output(repository, &["show-ref", "--head"], &[1]).await?;
+        let (_, bytes) = self
+            .output(repository, &["show-ref", "--head"], &[1])
+            .await?;
         RefsSnapshot::parse(bytes)
     }
 }
@@ -112,7 +149,8 @@ mod tests {
     #[test]
     fn refs_lines_parse_and_reject_garbage() {
         let oid = "a".repeat(40);
-        let snapshot = RefsSnapshot::parse(format!("{oid} HEAD\n{oid} refs/heads/main").into_bytes()).unwrap();
+        let snapshot =
+            RefsSnapshot::parse(format!("{oid} HEAD\n{oid} refs/heads/main").into_bytes()).unwrap();
         assert_eq!(snapshot.lines.len(), 2);
         assert_eq!(snapshot.tips(), vec![oid.as_str()]);
         assert_eq!(snapshot.without_head().count(), 1);

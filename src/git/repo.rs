@@ -23,13 +23,22 @@ pub fn is_valid_ref_name(name: &str) -> bool {
         && !name.contains("@{")
         && !name.ends_with('/')
         && !name.ends_with('.')
-        && !name.bytes().any(|b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b))
-        && name.split('/').all(|part| !part.is_empty() && !part.starts_with('.') && !part.ends_with(".lock"))
+        && !name
+            .bytes()
+            .any(|b| b < 0x20 || b == 0x7f || b" ~^:?*[\\".contains(&b))
+        && name
+            .split('/')
+            .all(|part| !part.is_empty() && !part.starts_with('.') && !part.ends_with(".lock"))
 }
 
 impl Git {
     /// `git init --bare` with the given formats and no template (no sample hooks).
-    pub async fn init_bare(&self, path: &Path, object_format: ObjectFormat, ref_format: RefFormat) -> Result<(), GitError> {
+    pub async fn init_bare(
+        &self,
+        path: &Path,
+        object_format: ObjectFormat,
+        ref_format: RefFormat,
+    ) -> Result<(), GitError> {
         let output = self
             .command_without_repository([
                 "init".as_ref(),
@@ -57,9 +66,17 @@ impl Git {
     /// step: `packed-refs` directly for the files backend (one file instead
     /// of one lock and rename per ref), one `update-ref` transaction for
     /// reftable.
-    pub async fn write_refs(&self, repository: &Path, ref_format: RefFormat, refs: &[RefLine]) -> Result<(), GitError> {
+    pub async fn write_refs(
+        &self,
+        repository: &Path,
+        ref_format: RefFormat,
+        refs: &[RefLine],
+    ) -> Result<(), GitError> {
         if let Some(bad) = refs.iter().find(|line| !is_valid_ref_name(&line.name)) {
-            return Err(GitError::Invalid(format!("refs file names an invalid reference {:?}", bad.name)));
+            return Err(GitError::Invalid(format!(
+                "refs file names an invalid reference {:?}",
+                bad.name
+            )));
         }
         match ref_format {
             RefFormat::Files => {
@@ -68,19 +85,28 @@ impl Git {
                 sorted.dedup_by(|a, b| a.name == b.name);
                 let mut packed = b"# pack-refs with: sorted \n".to_vec();
                 for line in sorted {
-                    packed.extend_from_slice(format!("{} {}\n", line.object_id, line.name).as_bytes());
+                    packed.extend_from_slice(
+                        format!("{} {}\n", line.object_id, line.name).as_bytes(),
+                    );
                 }
                 let path = repository.join("packed-refs");
                 tokio::fs::write(&path, packed)
                     .await
-                    .map_err(|source| GitError::Io { command: "write packed-refs".into(), source })
+                    .map_err(|source| GitError::Io {
+                        command: "write packed-refs".into(),
+                        source,
+                    })
             }
             RefFormat::Reftable => {
                 let mut input = Vec::new();
                 for line in refs {
-                    input.extend_from_slice(format!("update {} {}\n", line.name, line.object_id).as_bytes());
+                    input.extend_from_slice(
+                        format!("update {} {}\n", line.name, line.object_id).as_bytes(),
+                    );
                 }
-                self.run_with_input(repository, &["update-ref", "--stdin"], input).await.map(drop)
+                self.run_with_input(repository, &["update-ref", "--stdin"], input)
+                    .await
+                    .map(drop)
             }
         }
     }
@@ -88,24 +114,48 @@ impl Git {
     /// Points HEAD at `target` symbolically (the branch may be unborn).
     pub async fn set_head_symbolic(&self, repository: &Path, target: &str) -> Result<(), GitError> {
         if !is_valid_ref_name(target) {
-            return Err(GitError::Invalid(format!("head_reference {target:?} is not a valid reference name")));
+            return Err(GitError::Invalid(format!(
+                "head_reference {target:?} is not a valid reference name"
+            )));
         }
-        self.output(repository, &["symbolic-ref", "HEAD", target], &[]).await.map(drop)
+        self.output(repository, &["symbolic-ref", "HEAD", target], &[])
+            .await
+            .map(drop)
     }
 
     /// Detaches HEAD at `object_id`.
-    pub async fn set_head_detached(&self, repository: &Path, object_id: &str) -> Result<(), GitError> {
-        self.output(repository, &["update-ref", "--no-deref", "HEAD", object_id], &[]).await.map(drop)
+    pub async fn set_head_detached(
+        &self,
+        repository: &Path,
+        object_id: &str,
+    ) -> Result<(), GitError> {
+        self.output(
+            repository,
+            &["update-ref", "--no-deref", "HEAD", object_id],
+            &[],
+        )
+        .await
+        .map(drop)
     }
 
     /// The subset of `object_ids` the repository does not have.
-    pub async fn missing_objects(&self, repository: &Path, object_ids: &[&str]) -> Result<Vec<String>, GitError> {
+    pub async fn missing_objects(
+        &self,
+        repository: &Path,
+        object_ids: &[&str],
+    ) -> Result<Vec<String>, GitError> {
         let mut input = Vec::with_capacity(object_ids.len() * 65);
         for id in object_ids {
             input.extend_from_slice(id.as_bytes());
             input.push(b'\n');
         }
-        let output = self.run_with_input(repository, &["cat-file", "--batch-check=%(objectname)"], input).await?;
+        let output = self
+            .run_with_input(
+                repository,
+                &["cat-file", "--batch-check=%(objectname)"],
+                input,
+            )
+            .await?;
         Ok(String::from_utf8_lossy(&output)
             .lines()
             .filter_map(|line| line.strip_suffix(" missing"))
@@ -115,16 +165,33 @@ impl Git {
 
     /// Every object reachable from every ref is present.
     pub async fn check_connectivity(&self, repository: &Path) -> Result<(), GitError> {
-        self.output(repository, &["fsck", "--connectivity-only", "--no-dangling", "--no-progress"], &[])
-            .await
-            .map(drop)
+        self.output(
+            repository,
+            &[
+                "fsck",
+                "--connectivity-only",
+                "--no-dangling",
+                "--no-progress",
+            ],
+            &[],
+        )
+        .await
+        .map(drop)
     }
 
-    async fn run_with_input(&self, repository: &Path, args: &[&str], input: Vec<u8>) -> Result<Vec<u8>, GitError> {
+    async fn run_with_input(
+        &self,
+        repository: &Path,
+        args: &[&str],
+        input: Vec<u8>,
+    ) -> Result<Vec<u8>, GitError> {
         let mut command = self.command(repository, args);
         command.stdin(Stdio::piped());
         let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
-        let mut stdin = child.stdin.take().ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
         let feeder = tokio::spawn(async move {
             let _ = stdin.write_all(&input).await;
             let _ = stdin.shutdown().await;
@@ -132,7 +199,10 @@ impl Git {
         let output = child
             .wait_with_output()
             .await
-            .map_err(|source| GitError::Io { command: args[0].to_owned(), source })?;
+            .map_err(|source| GitError::Io {
+                command: args[0].to_owned(),
+                source,
+            })?;
         let _ = feeder.await;
         if !output.status.success() {
             return Err(GitError::Failed {
@@ -151,10 +221,26 @@ mod tests {
 
     #[test]
     fn ref_names_follow_git_rules() {
-        for good in ["refs/heads/main", "refs/keep-around/abc", "refs/merge-requests/1/head", "refs/tags/v1.0"] {
+        for good in [
+            "refs/heads/main",
+            "refs/keep-around/abc",
+            "refs/merge-requests/1/head",
+            "refs/tags/v1.0",
+        ] {
             assert!(is_valid_ref_name(good), "{good}");
         }
-        for bad in ["HEAD", "refs/", "refs/heads/../x", "refs/heads/.x", "refs/heads/a.lock", "refs/heads/a b", "refs//x", "refs/heads/x/", "heads/main", "refs/a@{1}"] {
+        for bad in [
+            "HEAD",
+            "refs/",
+            "refs/heads/../x",
+            "refs/heads/.x",
+            "refs/heads/a.lock",
+            "refs/heads/a b",
+            "refs//x",
+            "refs/heads/x/",
+            "heads/main",
+            "refs/a@{1}",
+        ] {
             assert!(!is_valid_ref_name(bad), "{bad}");
         }
     }

@@ -32,7 +32,10 @@ impl GitReader {
         command: String,
         feeder: Option<tokio::task::JoinHandle<()>>,
     ) -> Result<Self, GitError> {
-        let stdout = child.stdout.take().ok_or_else(|| GitError::Invalid("git stdout is not piped".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| GitError::Invalid("git stdout is not piped".into()))?;
         let stderr = child.stderr.take();
         let finish = async move {
             let stderr_task = tokio::spawn(async move {
@@ -51,7 +54,10 @@ impl GitReader {
                 }
                 kept
             });
-            let status = child.wait().await.map_err(|source| GitError::Io { command: command.clone(), source })?;
+            let status = child.wait().await.map_err(|source| GitError::Io {
+                command: command.clone(),
+                source,
+            })?;
             if let Some(feeder) = feeder {
                 let _ = feeder.await;
             }
@@ -59,15 +65,26 @@ impl GitReader {
             if status.success() {
                 Ok(())
             } else {
-                Err(GitError::Failed { command, status, stderr_tail: stderr_tail(&stderr) })
+                Err(GitError::Failed {
+                    command,
+                    status,
+                    stderr_tail: stderr_tail(&stderr),
+                })
             }
         };
-        Ok(Self { stdout, finish: Some(Box::pin(finish)) })
+        Ok(Self {
+            stdout,
+            finish: Some(Box::pin(finish)),
+        })
     }
 }
 
 impl AsyncRead for GitReader {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         match Pin::new(&mut self.stdout).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {}

@@ -24,9 +24,18 @@ pub struct Job {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("stdin line {line}, column {column}: invalid JSON: {detail}{}", object_start(*line, *start))]
-    Syntax { line: usize, column: usize, start: usize, detail: String },
+    Syntax {
+        line: usize,
+        column: usize,
+        start: usize,
+        detail: String,
+    },
     #[error("stdin line {line}: field {field:?} must be {expected}")]
-    FieldType { line: usize, field: &'static str, expected: &'static str },
+    FieldType {
+        line: usize,
+        field: &'static str,
+        expected: &'static str,
+    },
     #[error("stdin line {line}: expected a JSON object, found {found}")]
     NotAnObject { line: usize, found: &'static str },
     #[error("stdin ends inside the JSON object that starts on line {line}")]
@@ -65,7 +74,12 @@ pub struct JobReader<R> {
 
 impl<R: AsyncBufRead + Unpin> JobReader<R> {
     pub fn new(input: R) -> Self {
-        Self { input, pending: String::new(), pending_line: 1, lines_read: 0 }
+        Self {
+            input,
+            pending: String::new(),
+            pending_line: 1,
+            lines_read: 0,
+        }
     }
 
     pub async fn next_job(&mut self) -> Result<Option<Job>, InputError> {
@@ -78,7 +92,9 @@ impl<R: AsyncBufRead + Unpin> JobReader<R> {
                 return if self.pending.trim().is_empty() {
                     Ok(None)
                 } else {
-                    Err(InputError::Truncated { line: self.pending_line })
+                    Err(InputError::Truncated {
+                        line: self.pending_line,
+                    })
                 };
             }
             self.lines_read += 1;
@@ -132,7 +148,10 @@ fn job_from_value(value: Value, line: usize) -> Result<Job, InputError> {
         };
         return Err(InputError::NotAnObject { line, found });
     };
-    let mut job = Job { line, ..Job::default() };
+    let mut job = Job {
+        line,
+        ..Job::default()
+    };
     for (key, value) in map {
         let key = key.to_ascii_lowercase();
         let text_field = match key.as_str() {
@@ -146,11 +165,23 @@ fn job_from_value(value: Value, line: usize) -> Result<Job, InputError> {
         match (text_field, value) {
             (Some(_), Value::Null) => {}
             (Some((_, slot)), Value::String(text)) => *slot = text,
-            (Some((field, _)), _) => return Err(InputError::FieldType { line, field, expected: "a string" }),
+            (Some((field, _)), _) => {
+                return Err(InputError::FieldType {
+                    line,
+                    field,
+                    expected: "a string",
+                })
+            }
             (None, value) if key == "always_create" => match value {
                 Value::Null => {}
                 Value::Bool(flag) => job.always_create = flag,
-                _ => return Err(InputError::FieldType { line, field: "always_create", expected: "a boolean" }),
+                _ => {
+                    return Err(InputError::FieldType {
+                        line,
+                        field: "always_create",
+                        expected: "a boolean",
+                    })
+                }
             },
             (None, _) => {}
         }
@@ -192,25 +223,55 @@ mod tests {
         let input = "\n{\n  \"Storage_Name\": \"default\",\n  \"RELATIVE_PATH\": \"a.git\",\n  \"extra\": [1],\n  \"token\": null\n}\n{\"storage_name\":\"s\",\"relative_path\":\"b.git\"} {\"storage_name\":\"s\",\"relative_path\":\"c.git\"}\n";
         let (jobs, error) = read_all(input).await;
         assert!(error.is_none(), "{error:?}");
-        assert_eq!(jobs.iter().map(|j| j.relative_path.as_str()).collect::<Vec<_>>(), ["a.git", "b.git", "c.git"]);
+        assert_eq!(
+            jobs.iter()
+                .map(|j| j.relative_path.as_str())
+                .collect::<Vec<_>>(),
+            ["a.git", "b.git", "c.git"]
+        );
         assert_eq!(jobs.iter().map(|j| j.line).collect::<Vec<_>>(), [2, 8, 8]);
         assert_eq!(jobs[0].storage_name, "default");
     }
 
     #[tokio::test]
     async fn errors_name_the_line() {
-        let (jobs, error) = read_all("{\"storage_name\":\"a\",\"relative_path\":\"x.git\"}\n{\"storage_name\": oops}\n").await;
+        let (jobs, error) = read_all(
+            "{\"storage_name\":\"a\",\"relative_path\":\"x.git\"}\n{\"storage_name\": oops}\n",
+        )
+        .await;
         assert_eq!(jobs.len(), 1);
-        assert!(matches!(error, Some(InputError::Syntax { line: 2, .. })), "{error:?}");
+        assert!(
+            matches!(error, Some(InputError::Syntax { line: 2, .. })),
+            "{error:?}"
+        );
         let (_, error) = read_all("{\"storage_name\":\"a\",\n{\"storage_name\":\"b\"}\n").await;
         let text = error.unwrap().to_string();
-        assert!(text.starts_with("stdin line 2, column 1: invalid JSON"), "{text}");
-        assert!(text.ends_with("(in the JSON object that starts on line 1)"), "{text}");
+        assert!(
+            text.starts_with("stdin line 2, column 1: invalid JSON"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("(in the JSON object that starts on line 1)"),
+            "{text}"
+        );
         let (_, error) = read_all("{\"relative_path\": 5}\n").await;
-        assert!(matches!(error, Some(InputError::FieldType { line: 1, field: "relative_path", .. })));
+        assert!(matches!(
+            error,
+            Some(InputError::FieldType {
+                line: 1,
+                field: "relative_path",
+                ..
+            })
+        ));
         let (_, error) = read_all("\n\n{\"relative_path\": \"x\"\n").await;
-        assert!(matches!(error, Some(InputError::Truncated { line: 3 })), "{error:?}");
+        assert!(
+            matches!(error, Some(InputError::Truncated { line: 3 })),
+            "{error:?}"
+        );
         let (_, error) = read_all("[1]\n").await;
-        assert!(matches!(error, Some(InputError::NotAnObject { line: 1, .. })));
+        assert!(matches!(
+            error,
+            Some(InputError::NotAnObject { line: 1, .. })
+        ));
     }
 }

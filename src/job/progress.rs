@@ -24,10 +24,16 @@ pub enum Event<'a> {
     Started,
     Completed,
     /// Not an error: already done, or not for this node.
-    Skipped { reason: &'a str },
-    Failed { error: &'a str },
+    Skipped {
+        reason: &'a str,
+    },
+    Failed {
+        error: &'a str,
+    },
     /// Something the administrator should know that did not fail the job.
-    Warning { message: &'a str },
+    Warning {
+        message: &'a str,
+    },
 }
 
 pub trait Progress: Send + Sync {

@@ -67,7 +67,6 @@ pub struct RunReport {
     pub interrupted: bool,
 }
 
-
 pub type Work = Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync>;
 
 pub async fn run(
@@ -104,7 +103,12 @@ pub async fn run(
             .entry(job.storage_name.clone())
             .or_insert_with(|| Arc::new(Semaphore::new(limits.parallel_storage.max(1))))
             .clone();
-        let (global, progress, cancel, work) = (global.clone(), progress.clone(), cancel.clone(), work.clone());
+        let (global, progress, cancel, work) = (
+            global.clone(),
+            progress.clone(),
+            cancel.clone(),
+            work.clone(),
+        );
         tasks.spawn(async move {
             let outcome = tokio::select! {
                 () = cancel.cancelled() => None,
@@ -120,7 +124,9 @@ pub async fn run(
                 Some(Outcome::Skipped(reason) | Outcome::AlreadyDone(reason)) => {
                     progress.job_event(command, &job, Event::Skipped { reason })
                 }
-                Some(Outcome::Failed(error)) => progress.job_event(command, &job, Event::Failed { error }),
+                Some(Outcome::Failed(error)) => {
+                    progress.job_event(command, &job, Event::Failed { error })
+                }
                 None => {}
             }
             (job, outcome)
@@ -133,14 +139,19 @@ pub async fn run(
     report
 }
 
-fn record(report: &mut RunReport, finished: Result<(Job, Option<Outcome>), tokio::task::JoinError>) {
+fn record(
+    report: &mut RunReport,
+    finished: Result<(Job, Option<Outcome>), tokio::task::JoinError>,
+) {
     match finished {
         Ok((_, Some(Outcome::Completed))) => report.completed += 1,
         Ok((_, Some(Outcome::AlreadyDone(_)))) => report.already_done += 1,
         Ok((_, Some(Outcome::Skipped(_)))) => report.skipped += 1,
         Ok((job, Some(Outcome::Failed(error)))) => report.failures.push((job, error)),
         Ok((_, None)) => report.interrupted = true,
-        Err(error) => report.failures.push((Job::default(), format!("internal error: {error}"))),
+        Err(error) => report
+            .failures
+            .push((Job::default(), format!("internal error: {error}"))),
     }
 }
 
@@ -155,7 +166,11 @@ mod tests {
         let mut jobs = Vec::new();
         for (storage, count) in storages {
             for index in 0..*count {
-                jobs.push(Job { storage_name: (*storage).into(), relative_path: format!("{index}.git"), ..Job::default() });
+                jobs.push(Job {
+                    storage_name: (*storage).into(),
+                    relative_path: format!("{index}.git"),
+                    ..Job::default()
+                });
             }
         }
         jobs
@@ -190,22 +205,49 @@ mod tests {
                 Outcome::Completed
             })
         });
-        let report =
-            run(jobs.into_iter(), limits, CommandName::Create, Arc::new(Silent), CancellationToken::new(), work).await;
+        let report = run(
+            jobs.into_iter(),
+            limits,
+            CommandName::Create,
+            Arc::new(Silent),
+            CancellationToken::new(),
+            work,
+        )
+        .await;
         assert!(report.failures.is_empty());
         let c = counters.lock().unwrap();
-        (c.peak_total, c.per.iter().map(|(k, v)| (k.clone(), v.1)).collect())
+        (
+            c.peak_total,
+            c.per.iter().map(|(k, v)| (k.clone(), v.1)).collect(),
+        )
     }
 
     #[tokio::test]
     async fn limits_hold_in_total_and_per_storage() {
         // gitaly's upstream matrix (spec §6.1), two storages with 10 jobs each.
-        for (parallel, per_storage, max_total, max_per) in [(2, 1, 2, 1), (2, 3, 2, 2), (6, 3, 6, 3), (3, 2, 3, 2)] {
-            let (total, per) =
-                peaks(Limits { parallel, parallel_storage: per_storage }, jobs(&[("a", 10), ("b", 10)])).await;
-            assert!(total <= max_total, "({parallel},{per_storage}) total {total}");
-            assert!(per.values().all(|&p| p <= max_per), "({parallel},{per_storage}) {per:?}");
-            assert!(total >= max_total.min(2), "no parallelism at all for ({parallel},{per_storage})");
+        for (parallel, per_storage, max_total, max_per) in
+            [(2, 1, 2, 1), (2, 3, 2, 2), (6, 3, 6, 3), (3, 2, 3, 2)]
+        {
+            let (total, per) = peaks(
+                Limits {
+                    parallel,
+                    parallel_storage: per_storage,
+                },
+                jobs(&[("a", 10), ("b", 10)]),
+            )
+            .await;
+            assert!(
+                total <= max_total,
+                "({parallel},{per_storage}) total {total}"
+            );
+            assert!(
+                per.values().all(|&p| p <= max_per),
+                "({parallel},{per_storage}) {per:?}"
+            );
+            assert!(
+                total >= max_total.min(2),
+                "no parallelism at all for ({parallel},{per_storage})"
+            );
         }
     }
 
@@ -213,7 +255,14 @@ mod tests {
     async fn a_busy_storage_does_not_block_another() {
         // Storage "a" first in the input, one slot each: "b" must still run
         // alongside "a" rather than wait behind a's queue.
-        let (total, _) = peaks(Limits { parallel: 4, parallel_storage: 1 }, jobs(&[("a", 5), ("b", 5)])).await;
+        let (total, _) = peaks(
+            Limits {
+                parallel: 4,
+                parallel_storage: 1,
+            },
+            jobs(&[("a", 5), ("b", 5)]),
+        )
+        .await;
         assert_eq!(total, 2);
     }
 
@@ -225,13 +274,26 @@ mod tests {
             let counter = counter.clone();
             Box::pin(async move {
                 counter.fetch_add(1, Ordering::SeqCst);
-                if job.relative_path == "3.git" { Outcome::Failed("boom".into()) } else { Outcome::Completed }
+                if job.relative_path == "3.git" {
+                    Outcome::Failed("boom".into())
+                } else {
+                    Outcome::Completed
+                }
             })
         });
-        let limits = Limits { parallel: 2, parallel_storage: 2 };
-        let report =
-            run(jobs(&[("a", 6)]).into_iter(), limits, CommandName::Create, Arc::new(Silent), CancellationToken::new(), work)
-                .await;
+        let limits = Limits {
+            parallel: 2,
+            parallel_storage: 2,
+        };
+        let report = run(
+            jobs(&[("a", 6)]).into_iter(),
+            limits,
+            CommandName::Create,
+            Arc::new(Silent),
+            CancellationToken::new(),
+            work,
+        )
+        .await;
         assert_eq!(ran.load(Ordering::SeqCst), 6);
         assert_eq!(report.completed, 5);
         assert_eq!(report.failures.len(), 1);

@@ -89,7 +89,11 @@ impl Manifest {
 
     /// The digest gitbak recorded for `path`, if any.
     pub fn digest(&self, path: &str) -> Option<&FileDigest> {
-        self.gitbak.as_ref()?.files.iter().find(|file| file.path == path)
+        self.gitbak
+            .as_ref()?
+            .files
+            .iter()
+            .find(|file| file.path == path)
     }
 
     /// Renders in gitaly's key order; keys gitaly omits when empty are omitted.
@@ -97,7 +101,10 @@ impl Manifest {
         let mut out = String::new();
         out.push_str(&format!("empty = {}\n", self.empty));
         out.push_str(&format!("non_existent = {}\n", self.non_existent));
-        out.push_str(&format!("object_format = {}\n", toml_string(&self.object_format)));
+        out.push_str(&format!(
+            "object_format = {}\n",
+            toml_string(&self.object_format)
+        ));
         if let Some(head) = &self.head_reference {
             out.push_str(&format!("head_reference = {}\n", toml_string(head)));
         }
@@ -117,8 +124,14 @@ impl Manifest {
         if let Some(gitbak) = &self.gitbak {
             out.push_str("\n[gitbak]\n");
             out.push_str(&format!("version = {}\n", toml_string(&gitbak.version)));
-            out.push_str(&format!("created_at = {}\n", toml_string(&gitbak.created_at)));
-            out.push_str(&format!("ref_format = {}\n", toml_string(&gitbak.ref_format)));
+            out.push_str(&format!(
+                "created_at = {}\n",
+                toml_string(&gitbak.created_at)
+            ));
+            out.push_str(&format!(
+                "ref_format = {}\n",
+                toml_string(&gitbak.ref_format)
+            ));
             for file in &gitbak.files {
                 out.push_str("\n[[gitbak.files]]\n");
                 out.push_str(&format!("path = {}\n", toml_string(&file.path)));
@@ -133,7 +146,9 @@ impl Manifest {
 /// A literal string (`'…'`) when TOML allows one, as gitaly's encoder
 /// writes; otherwise a basic string with escapes.
 fn toml_string(value: &str) -> String {
-    let literal_ok = !value.chars().any(|c| c == '\'' || (c.is_control() && c != '\t'));
+    let literal_ok = !value
+        .chars()
+        .any(|c| c == '\'' || (c.is_control() && c != '\t'));
     if literal_ok {
         return format!("'{value}'");
     }
@@ -204,12 +219,19 @@ custom_hooks_path = 'default/@hashed/4e/c9/4ec9.git/20210930065413/001.custom_ho
     fn gitbak_table_round_trips() {
         let manifest = Manifest {
             object_format: "sha1".into(),
-            steps: vec![Step { ref_path: "r".into(), ..Step::default() }],
+            steps: vec![Step {
+                ref_path: "r".into(),
+                ..Step::default()
+            }],
             gitbak: Some(GitbakInfo {
                 version: "0.1.0".into(),
                 created_at: "2026-01-01T00:00:00Z".into(),
                 ref_format: "reftable".into(),
-                files: vec![FileDigest { path: "r".into(), size: 0, sha256: "e3b0".into() }],
+                files: vec![FileDigest {
+                    path: "r".into(),
+                    size: 0,
+                    sha256: "e3b0".into(),
+                }],
             }),
             ..Manifest::default()
         };

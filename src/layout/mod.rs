@@ -29,7 +29,12 @@ pub struct RelativePath(String);
 
 impl RelativePath {
     pub fn parse(path: &str) -> Result<Self, LayoutError> {
-        let refuse = |reason| Err(LayoutError::RelativePath { path: path.to_owned(), reason });
+        let refuse = |reason| {
+            Err(LayoutError::RelativePath {
+                path: path.to_owned(),
+                reason,
+            })
+        };
         if path.is_empty() {
             return refuse("it is empty");
         }
@@ -66,7 +71,12 @@ pub struct StorageName(String);
 
 impl StorageName {
     pub fn parse(name: &str) -> Result<Self, LayoutError> {
-        let refuse = |reason| Err(LayoutError::StorageName { name: name.to_owned(), reason });
+        let refuse = |reason| {
+            Err(LayoutError::StorageName {
+                name: name.to_owned(),
+                reason,
+            })
+        };
         if name.is_empty() {
             return refuse("it is empty");
         }
@@ -93,7 +103,12 @@ pub struct BackupId(String);
 
 impl BackupId {
     pub fn parse(id: &str) -> Result<Self, LayoutError> {
-        let refuse = |reason| Err(LayoutError::BackupId { id: id.to_owned(), reason });
+        let refuse = |reason| {
+            Err(LayoutError::BackupId {
+                id: id.to_owned(),
+                reason,
+            })
+        };
         if id.is_empty() {
             return refuse("it is empty");
         }
@@ -106,7 +121,9 @@ impl BackupId {
     /// gitaly-backup's default: the UTC time as `YYYYMMDDhhmmss`.
     pub fn from_unix_seconds(seconds: i64) -> Self {
         let (year, month, day, hour, minute, second) = civil_from_unix(seconds);
-        Self(format!("{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}"))
+        Self(format!(
+            "{year:04}{month:02}{day:02}{hour:02}{minute:02}{second:02}"
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -216,7 +233,12 @@ mod tests {
                 "20240101000000",
                 "manifests/default/@hashed/ab/cd/abcd.git/20240101000000.toml",
             ),
-            ("nfs-2", "g/site.wiki.git", "nightly", "manifests/nfs-2/g/site.wiki.git/nightly.toml"),
+            (
+                "nfs-2",
+                "g/site.wiki.git",
+                "nightly",
+                "manifests/nfs-2/g/site.wiki.git/nightly.toml",
+            ),
         ] {
             let storage = StorageName::parse(storage).unwrap();
             let path = RelativePath::parse(path).unwrap();
@@ -231,15 +253,32 @@ mod tests {
         );
         assert_eq!(steps.bundle.as_str(), "default/a/b.git/7/001.bundle");
         assert_eq!(steps.refs.as_str(), "default/a/b.git/7/001.refs");
-        assert_eq!(steps.custom_hooks.as_str(), "default/a/b.git/7/001.custom_hooks.tar");
+        assert_eq!(
+            steps.custom_hooks.as_str(),
+            "default/a/b.git/7/001.custom_hooks.tar"
+        );
     }
 
     #[test]
     fn relative_paths_that_escape_are_refused() {
-        for bad in ["", "/abs/x.git", "../x.git", "a/../../x.git", "a//b.git", "./x.git", "a/.", "a\\..\\b"] {
+        for bad in [
+            "",
+            "/abs/x.git",
+            "../x.git",
+            "a/../../x.git",
+            "a//b.git",
+            "./x.git",
+            "a/.",
+            "a\\..\\b",
+        ] {
             assert!(RelativePath::parse(bad).is_err(), "{bad:?} accepted");
         }
-        for good in ["x.git", "@hashed/ab/cd/x.git", "group/sub/p.wiki.git", "a..b.git"] {
+        for good in [
+            "x.git",
+            "@hashed/ab/cd/x.git",
+            "group/sub/p.wiki.git",
+            "a..b.git",
+        ] {
             assert!(RelativePath::parse(good).is_ok(), "{good:?} refused");
         }
     }
@@ -247,15 +286,27 @@ mod tests {
     #[test]
     fn default_backup_id_is_utc_timestamp() {
         assert_eq!(BackupId::from_unix_seconds(0).as_str(), "19700101000000");
-        assert_eq!(BackupId::from_unix_seconds(1_632_984_853).as_str(), "20210930065413");
-        assert_eq!(BackupId::from_unix_seconds(951_782_400).as_str(), "20000229000000");
+        assert_eq!(
+            BackupId::from_unix_seconds(1_632_984_853).as_str(),
+            "20210930065413"
+        );
+        assert_eq!(
+            BackupId::from_unix_seconds(951_782_400).as_str(),
+            "20000229000000"
+        );
         assert_eq!(rfc3339(1_632_984_853), "2021-09-30T06:54:13Z");
     }
 
     #[test]
     fn manifest_names_give_backup_ids() {
-        assert_eq!(backup_id_of_manifest("manifests/d/x.git/2024.toml"), Some("2024"));
-        assert_eq!(backup_id_of_manifest("manifests/d/x.git/+latest.toml"), None);
+        assert_eq!(
+            backup_id_of_manifest("manifests/d/x.git/2024.toml"),
+            Some("2024")
+        );
+        assert_eq!(
+            backup_id_of_manifest("manifests/d/x.git/+latest.toml"),
+            None
+        );
         assert_eq!(backup_id_of_manifest("manifests/d/x.git/a.attrs"), None);
     }
 }

@@ -47,8 +47,11 @@ impl GitalyConfig {
 
     /// Storage roots from this config, overridden by `--storage NAME=DIR`.
     pub fn storage_roots(&self, overrides: &[(String, PathBuf)]) -> StorageRoots {
-        let mut roots: BTreeMap<String, PathBuf> =
-            self.storage.iter().map(|entry| (entry.name.clone(), entry.path.clone())).collect();
+        let mut roots: BTreeMap<String, PathBuf> = self
+            .storage
+            .iter()
+            .map(|entry| (entry.name.clone(), entry.path.clone()))
+            .collect();
         roots.extend(overrides.iter().cloned());
         StorageRoots::new(roots)
     }
@@ -78,8 +81,17 @@ level = "warn"
         assert_eq!(config.storage.len(), 2);
         assert_eq!(config.backup.buffer_size, Some(5_242_880));
         let roots = config.storage_roots(&[("nfs-2".into(), "/elsewhere".into())]);
-        let names: Vec<_> = roots.iter().map(|(n, p)| format!("{n}={}", p.display())).collect();
-        assert_eq!(names, ["default=/var/opt/gitlab/git-data/repositories", "nfs-2=/elsewhere"]);
+        let names: Vec<_> = roots
+            .iter()
+            .map(|(n, p)| format!("{n}={}", p.display()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "default=/var/opt/gitlab/git-data/repositories",
+                "nfs-2=/elsewhere"
+            ]
+        );
         assert!(GitalyConfig::parse("[[storage]]\nname = 1", Path::new("c.toml")).is_err());
     }
 }

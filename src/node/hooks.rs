@@ -23,10 +23,17 @@ pub fn archive(repository: &Path) -> Result<Option<Vec<u8>>, NodeError> {
     }
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
-    builder.append_dir_all(HOOKS_DIR, &dir).map_err(|source| NodeError::io(&dir, source))?;
-    let bytes = builder.into_inner().map_err(|source| NodeError::io(&dir, source))?;
+    builder
+        .append_dir_all(HOOKS_DIR, &dir)
+        .map_err(|source| NodeError::io(&dir, source))?;
+    let bytes = builder
+        .into_inner()
+        .map_err(|source| NodeError::io(&dir, source))?;
     if bytes.len() as u64 > MAX_HOOKS_ARCHIVE {
-        return Err(NodeError::Invalid(format!("{} is larger than 64 MiB", dir.display())));
+        return Err(NodeError::Invalid(format!(
+            "{} is larger than 64 MiB",
+            dir.display()
+        )));
     }
     Ok(Some(bytes))
 }
@@ -39,13 +46,24 @@ pub fn extract(archive: &[u8], repository: &Path) -> Result<(), NodeError> {
     let bad = |detail: String| NodeError::Invalid(format!("custom hooks archive: {detail}"));
     for entry in tar.entries().map_err(|error| bad(error.to_string()))? {
         let mut entry = entry.map_err(|error| bad(error.to_string()))?;
-        let path = entry.path().map_err(|error| bad(error.to_string()))?.into_owned();
+        let path = entry
+            .path()
+            .map_err(|error| bad(error.to_string()))?
+            .into_owned();
         if path.components().next().map(|c| c.as_os_str()) != Some(HOOKS_DIR.as_ref()) {
-            return Err(bad(format!("entry {} is outside custom_hooks/", path.display())));
+            return Err(bad(format!(
+                "entry {} is outside custom_hooks/",
+                path.display()
+            )));
         }
-        let unpacked = entry.unpack_in(repository).map_err(|error| bad(format!("{}: {error}", path.display())))?;
+        let unpacked = entry
+            .unpack_in(repository)
+            .map_err(|error| bad(format!("{}: {error}", path.display())))?;
         if !unpacked {
-            return Err(bad(format!("entry {} escapes the repository", path.display())));
+            return Err(bad(format!(
+                "entry {} escapes the repository",
+                path.display()
+            )));
         }
     }
     Ok(())
@@ -70,17 +88,30 @@ mod tests {
         let from = dir.path().join("a.git");
         std::fs::create_dir_all(from.join("custom_hooks/post-receive.d")).unwrap();
         std::fs::write(from.join("custom_hooks/pre-receive"), "#!/bin/sh\nexit 0\n").unwrap();
-        std::fs::set_permissions(from.join("custom_hooks/pre-receive"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            from.join("custom_hooks/pre-receive"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         std::fs::write(from.join("custom_hooks/post-receive.d/01"), "x").unwrap();
         std::os::unix::fs::symlink("pre-receive", from.join("custom_hooks/update")).unwrap();
         let bytes = archive(&from).unwrap().unwrap();
         let to = dir.path().join("b.git");
         std::fs::create_dir_all(&to).unwrap();
         extract(&bytes, &to).unwrap();
-        let mode = std::fs::metadata(to.join("custom_hooks/pre-receive")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(to.join("custom_hooks/pre-receive"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o755);
-        assert_eq!(std::fs::read_link(to.join("custom_hooks/update")).unwrap(), Path::new("pre-receive"));
-        assert_eq!(std::fs::read(to.join("custom_hooks/post-receive.d/01")).unwrap(), b"x");
+        assert_eq!(
+            std::fs::read_link(to.join("custom_hooks/update")).unwrap(),
+            Path::new("pre-receive")
+        );
+        assert_eq!(
+            std::fs::read(to.join("custom_hooks/post-receive.d/01")).unwrap(),
+            b"x"
+        );
         assert!(archive(&to.join("nothing")).unwrap().is_none());
     }
 
@@ -91,7 +122,9 @@ mod tests {
         header.set_size(1);
         header.set_mode(0o644);
         header.set_cksum();
-        builder.append_data(&mut header, "config", &b"x"[..]).unwrap();
+        builder
+            .append_data(&mut header, "config", &b"x"[..])
+            .unwrap();
         let bytes = builder.into_inner().unwrap();
         let dir = tempfile::tempdir().unwrap();
         assert!(extract(&bytes, dir.path()).is_err());

@@ -27,9 +27,16 @@ pub enum NodeError {
     )]
     UnknownStorage { name: String, configured: String },
     #[error("relative_path {path:?} resolves outside storage {storage:?} ({reason})")]
-    OutsideStorage { storage: String, path: String, reason: String },
+    OutsideStorage {
+        storage: String,
+        path: String,
+        reason: String,
+    },
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("Gitaly config {path}: {detail}")]
     Config { path: String, detail: String },
     #[error("{0}")]
@@ -38,7 +45,10 @@ pub enum NodeError {
 
 impl NodeError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        Self::Io { path: path.display().to_string(), source }
+        Self::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }
 
@@ -66,23 +76,31 @@ impl StorageRoots {
     }
 
     pub fn root(&self, storage: &StorageName) -> Result<&Path, NodeError> {
-        self.roots.get(storage.as_str()).map(PathBuf::as_path).ok_or_else(|| NodeError::UnknownStorage {
-            name: storage.to_string(),
-            configured: if self.roots.is_empty() {
-                "none".into()
-            } else {
-                self.roots.keys().cloned().collect::<Vec<_>>().join(", ")
-            },
-        })
+        self.roots
+            .get(storage.as_str())
+            .map(PathBuf::as_path)
+            .ok_or_else(|| NodeError::UnknownStorage {
+                name: storage.to_string(),
+                configured: if self.roots.is_empty() {
+                    "none".into()
+                } else {
+                    self.roots.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })
     }
 
     /// The repository directory of a job. The lexical checks happened in
     /// `RelativePath`; this one follows symlinks: the deepest existing
     /// ancestor (the repository itself, if it exists) must stay inside the
     /// storage root.
-    pub fn resolve(&self, storage: &StorageName, path: &RelativePath) -> Result<PathBuf, NodeError> {
+    pub fn resolve(
+        &self,
+        storage: &StorageName,
+        path: &RelativePath,
+    ) -> Result<PathBuf, NodeError> {
         let root = self.root(storage)?;
-        let canonical_root = std::fs::canonicalize(root).map_err(|source| NodeError::io(root, source))?;
+        let canonical_root =
+            std::fs::canonicalize(root).map_err(|source| NodeError::io(root, source))?;
         let target = canonical_root.join(path.as_str());
         let mut existing = target.as_path();
         let resolved = loop {
@@ -114,7 +132,9 @@ impl StorageRoots {
 
 /// Whether `dir` looks like a bare repository.
 pub fn is_bare_repository(dir: &Path) -> bool {
-    dir.join("HEAD").is_file() && dir.join("objects").is_dir() && (dir.join("refs").is_dir() || dir.join("reftable").is_dir())
+    dir.join("HEAD").is_file()
+        && dir.join("objects").is_dir()
+        && (dir.join("refs").is_dir() || dir.join("reftable").is_dir())
 }
 
 /// Every bare repository under `root`, as sorted relative paths. Object
@@ -130,7 +150,9 @@ pub fn discover(root: &Path) -> Result<Vec<String>, NodeError> {
             let entry = entry.map_err(|source| NodeError::io(&dir, source))?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let file_type = entry.file_type().map_err(|source| NodeError::io(&entry.path(), source))?;
+            let file_type = entry
+                .file_type()
+                .map_err(|source| NodeError::io(&entry.path(), source))?;
             if !file_type.is_dir() || name.starts_with(TEMP_PREFIX) {
                 continue;
             }
@@ -167,23 +189,42 @@ mod tests {
         std::os::unix::fs::symlink(&outside, storage.join("evil")).unwrap();
         let roots = roots(&storage);
         let name = StorageName::parse("default").unwrap();
-        let ok = roots.resolve(&name, &RelativePath::parse("group/new/x.git").unwrap()).unwrap();
+        let ok = roots
+            .resolve(&name, &RelativePath::parse("group/new/x.git").unwrap())
+            .unwrap();
         assert!(ok.ends_with("group/new/x.git"));
-        let error = roots.resolve(&name, &RelativePath::parse("evil/x.git").unwrap()).unwrap_err();
+        let error = roots
+            .resolve(&name, &RelativePath::parse("evil/x.git").unwrap())
+            .unwrap_err();
         assert!(matches!(error, NodeError::OutsideStorage { .. }), "{error}");
-        let unknown = roots.resolve(&StorageName::parse("other").unwrap(), &RelativePath::parse("x.git").unwrap());
-        assert!(unknown.unwrap_err().to_string().contains("--storage other=DIR"));
+        let unknown = roots.resolve(
+            &StorageName::parse("other").unwrap(),
+            &RelativePath::parse("x.git").unwrap(),
+        );
+        assert!(unknown
+            .unwrap_err()
+            .to_string()
+            .contains("--storage other=DIR"));
     }
 
     #[test]
     fn discover_skips_pools_and_temporaries() {
         let dir = tempfile::tempdir().unwrap();
-        for repo in ["@hashed/aa/bb/x.git", "group/p.git", "@pools/11/22/pool.git", "+gitbak-tmp-x/y.git", "+gitaly/tmp/z.git"] {
+        for repo in [
+            "@hashed/aa/bb/x.git",
+            "group/p.git",
+            "@pools/11/22/pool.git",
+            "+gitbak-tmp-x/y.git",
+            "+gitaly/tmp/z.git",
+        ] {
             let path = dir.path().join(repo);
             std::fs::create_dir_all(path.join("objects")).unwrap();
             std::fs::create_dir_all(path.join("refs")).unwrap();
             std::fs::write(path.join("HEAD"), "ref: refs/heads/main\n").unwrap();
         }
-        assert_eq!(discover(dir.path()).unwrap(), ["@hashed/aa/bb/x.git", "group/p.git"]);
+        assert_eq!(
+            discover(dir.path()).unwrap(),
+            ["@hashed/aa/bb/x.git", "group/p.git"]
+        );
     }
 }

@@ -23,7 +23,10 @@ impl TempDir {
     /// A fresh, not yet existing path in `parent` for a repository named `name`.
     pub fn beside(parent: &Path, name: &str) -> Self {
         let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = parent.join(format!("{TEMP_PREFIX}{name}-{}-{counter}", std::process::id()));
+        let path = parent.join(format!(
+            "{TEMP_PREFIX}{name}-{}-{counter}",
+            std::process::id()
+        ));
         Self { path, keep: false }
     }
 
@@ -63,13 +66,15 @@ pub fn create_dirs_owned(dir: &Path, owner: Option<(u32, u32)>) -> Result<(), No
 /// Owner to give restored files: the storage root's, when gitbak runs as
 /// another user (typically root) and so could leave files Gitaly cannot write.
 pub fn owner_for(storage_root: &Path) -> Result<Option<(u32, u32)>, NodeError> {
-    let metadata = std::fs::metadata(storage_root).map_err(|source| NodeError::io(storage_root, source))?;
+    let metadata =
+        std::fs::metadata(storage_root).map_err(|source| NodeError::io(storage_root, source))?;
     let me = rustix::process::geteuid().as_raw();
     Ok((me == 0 && metadata.uid() != 0).then_some((metadata.uid(), metadata.gid())))
 }
 
 fn chown(path: &Path, (uid, gid): (u32, u32)) -> Result<(), NodeError> {
-    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).map_err(|source| NodeError::io(path, source))
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+        .map_err(|source| NodeError::io(path, source))
 }
 
 /// Gives every file under `root` (and `root`) the owner.
@@ -101,7 +106,9 @@ pub fn swap_into_place(new: &Path, target: &Path) -> Result<(), NodeError> {
     if std::fs::symlink_metadata(target).is_err() {
         return match renameat_with(CWD, new, CWD, target, RenameFlags::NOREPLACE) {
             Ok(()) => Ok(()),
-            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => std::fs::rename(new, target).map_err(io),
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+                std::fs::rename(new, target).map_err(io)
+            }
             Err(errno) => Err(io(errno.into())),
         };
     }
@@ -135,7 +142,10 @@ mod tests {
         std::fs::write(temp.path().join("new"), "").unwrap();
         swap_into_place(temp.path(), &target).unwrap();
         assert!(target.join("new").exists());
-        assert!(temp.path().join("old").exists(), "old repository is kept for the caller");
+        assert!(
+            temp.path().join("old").exists(),
+            "old repository is kept for the caller"
+        );
         let leftover = temp.path().to_path_buf();
         drop(temp);
         assert!(!leftover.exists());

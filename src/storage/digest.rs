@@ -36,29 +36,47 @@ pub struct BodyDigest {
 
 /// Digest of bytes already in memory.
 pub fn digest_of(bytes: &[u8]) -> BodyDigest {
-    BodyDigest { size: bytes.len() as u64, sha256: hex::encode(Sha256::digest(bytes)) }
+    BodyDigest {
+        size: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(bytes)),
+    }
 }
 
 impl<R> DigestReader<R> {
     pub fn new(inner: R) -> (Self, DigestHandle) {
         let state = Arc::new(Mutex::new(DigestState::default()));
-        (Self { inner, state: state.clone() }, DigestHandle(state))
+        (
+            Self {
+                inner,
+                state: state.clone(),
+            },
+            DigestHandle(state),
+        )
     }
 }
 
 fn lock(state: &Mutex<DigestState>) -> std::sync::MutexGuard<'_, DigestState> {
-    state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl DigestHandle {
     pub fn finish(&self) -> BodyDigest {
         let state = lock(&self.0);
-        BodyDigest { size: state.size, sha256: hex::encode(state.hasher.clone().finalize()) }
+        BodyDigest {
+            size: state.size,
+            sha256: hex::encode(state.hasher.clone().finalize()),
+        }
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for DigestReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &result {
@@ -84,12 +102,22 @@ pub struct VerifyingReader<R> {
 
 impl<R> VerifyingReader<R> {
     pub fn new(inner: R, name: impl Into<String>, expected: BodyDigest) -> Self {
-        Self { inner, name: name.into(), expected, hasher: Sha256::new(), size: 0 }
+        Self {
+            inner,
+            name: name.into(),
+            expected,
+            hasher: Sha256::new(),
+            size: 0,
+        }
     }
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
@@ -129,7 +157,13 @@ mod tests {
         let (mut reader, handle) = DigestReader::new(std::io::Cursor::new(Vec::<u8>::new()));
         let mut sink = Vec::new();
         reader.read_to_end(&mut sink).await.unwrap();
-        assert_eq!(handle.finish(), BodyDigest { size: 0, sha256: EMPTY_SHA256.into() });
+        assert_eq!(
+            handle.finish(),
+            BodyDigest {
+                size: 0,
+                sha256: EMPTY_SHA256.into()
+            }
+        );
     }
 
     #[tokio::test]
@@ -137,10 +171,21 @@ mod tests {
         let (mut reader, handle) = DigestReader::new(std::io::Cursor::new(b"bundle".to_vec()));
         reader.read_to_end(&mut Vec::new()).await.unwrap();
         let expected = handle.finish();
-        let mut good = VerifyingReader::new(std::io::Cursor::new(b"bundle".to_vec()), "b", expected.clone());
+        let mut good = VerifyingReader::new(
+            std::io::Cursor::new(b"bundle".to_vec()),
+            "b",
+            expected.clone(),
+        );
         good.read_to_end(&mut Vec::new()).await.unwrap();
-        let mut bad = VerifyingReader::new(std::io::Cursor::new(b"bundlf".to_vec()), "001.bundle", expected);
+        let mut bad = VerifyingReader::new(
+            std::io::Cursor::new(b"bundlf".to_vec()),
+            "001.bundle",
+            expected,
+        );
         let error = bad.read_to_end(&mut Vec::new()).await.unwrap_err();
-        assert!(error.to_string().contains("001.bundle is corrupt"), "{error}");
+        assert!(
+            error.to_string().contains("001.bundle is corrupt"),
+            "{error}"
+        );
     }
 }

@@ -58,7 +58,10 @@ fn is_temp_name(name: &str) -> bool {
 }
 
 fn create_dirs(dir: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Renames `from` to `to`, failing with `AlreadyExists` if `to` exists.
@@ -89,13 +92,23 @@ fn meta_of(key: Key, metadata: &std::fs::Metadata) -> ObjectMeta {
 
 #[async_trait]
 impl Storage for FsStorage {
-    async fn put(&self, key: &Key, mut body: ByteReader, mode: WriteMode) -> Result<ObjectMeta, StorageError> {
+    async fn put(
+        &self,
+        key: &Key,
+        mut body: ByteReader,
+        mode: WriteMode,
+    ) -> Result<ObjectMeta, StorageError> {
         let target = self.path(key);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-        let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("object");
+        let name = target
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("object");
         let io_error = |error| StorageError::from_io(key.as_str(), error);
         if mode == WriteMode::CreateOnly && tokio::fs::symlink_metadata(&target).await.is_ok() {
-            return Err(StorageError::AlreadyExists { key: key.to_string() });
+            return Err(StorageError::AlreadyExists {
+                key: key.to_string(),
+            });
         }
         let dir_for_create = dir.clone();
         tokio::task::spawn_blocking(move || create_dirs(&dir_for_create))
@@ -103,7 +116,10 @@ impl Storage for FsStorage {
             .map_err(|error| io_error(io::Error::other(error)))?
             .map_err(io_error)?;
         let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let temp_path = dir.join(format!(".{name}.{}-{counter}.gitbak.tmp", std::process::id()));
+        let temp_path = dir.join(format!(
+            ".{name}.{}-{counter}.gitbak.tmp",
+            std::process::id()
+        ));
         let mut guard = TempFile(Some(temp_path.clone()));
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -145,7 +161,10 @@ impl Storage for FsStorage {
         let file = tokio::fs::File::open(self.path(key))
             .await
             .map_err(|error| StorageError::from_io(key.as_str(), error))?;
-        Ok(Box::pin(tokio::io::BufReader::with_capacity(COPY_BUFFER, file)))
+        Ok(Box::pin(tokio::io::BufReader::with_capacity(
+            COPY_BUFFER,
+            file,
+        )))
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StorageError> {
@@ -171,7 +190,10 @@ impl Storage for FsStorage {
             Ok(found)
         })
         .await
-        .map_err(|error| StorageError::Other { key: String::new(), message: error.to_string() })?
+        .map_err(|error| StorageError::Other {
+            key: String::new(),
+            message: error.to_string(),
+        })?
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {
@@ -184,8 +206,17 @@ impl Storage for FsStorage {
     }
 }
 
-fn walk(root: &Path, dir_key: &str, prefix: &str, found: &mut Vec<ObjectMeta>) -> Result<(), StorageError> {
-    let dir = if dir_key.is_empty() { root.to_path_buf() } else { root.join(dir_key) };
+fn walk(
+    root: &Path,
+    dir_key: &str,
+    prefix: &str,
+    found: &mut Vec<ObjectMeta>,
+) -> Result<(), StorageError> {
+    let dir = if dir_key.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(dir_key)
+    };
     let entries = match std::fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -196,14 +227,25 @@ fn walk(root: &Path, dir_key: &str, prefix: &str, found: &mut Vec<ObjectMeta>) -
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        let key = if dir_key.is_empty() { name.clone() } else { format!("{dir_key}/{name}") };
-        let file_type = entry.file_type().map_err(|error| StorageError::from_io(&key, error))?;
+        let key = if dir_key.is_empty() {
+            name.clone()
+        } else {
+            format!("{dir_key}/{name}")
+        };
+        let file_type = entry
+            .file_type()
+            .map_err(|error| StorageError::from_io(&key, error))?;
         if file_type.is_dir() {
-            if prefix.starts_with(&key) || key.starts_with(prefix) || prefix.starts_with(&format!("{key}/")) {
+            if prefix.starts_with(&key)
+                || key.starts_with(prefix)
+                || prefix.starts_with(&format!("{key}/"))
+            {
                 walk(root, &key, prefix, found)?;
             }
         } else if file_type.is_file() && key.starts_with(prefix) && !is_temp_name(&name) {
-            let metadata = entry.metadata().map_err(|error| StorageError::from_io(&key, error))?;
+            let metadata = entry
+                .metadata()
+                .map_err(|error| StorageError::from_io(&key, error))?;
             found.push(meta_of(Key::new(key)?, &metadata));
         }
     }
@@ -221,15 +263,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = FsStorage::new(dir.path().join("root"));
         let key = Key::new("a/b/c.bundle").unwrap();
-        storage.put_bytes(&key, b"hello".to_vec(), WriteMode::CreateOnly).await.unwrap();
-        let again = storage.put_bytes(&key, b"other".to_vec(), WriteMode::CreateOnly).await;
+        storage
+            .put_bytes(&key, b"hello".to_vec(), WriteMode::CreateOnly)
+            .await
+            .unwrap();
+        let again = storage
+            .put_bytes(&key, b"other".to_vec(), WriteMode::CreateOnly)
+            .await;
         assert!(matches!(again, Err(StorageError::AlreadyExists { .. })));
         assert_eq!(storage.get_bytes(&key).await.unwrap(), b"hello");
-        let file_mode = std::fs::metadata(dir.path().join("root/a/b/c.bundle")).unwrap().permissions().mode();
+        let file_mode = std::fs::metadata(dir.path().join("root/a/b/c.bundle"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(file_mode & 0o777, 0o600);
-        let dir_mode = std::fs::metadata(dir.path().join("root/a/b")).unwrap().permissions().mode();
+        let dir_mode = std::fs::metadata(dir.path().join("root/a/b"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(dir_mode & 0o777, 0o700);
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("root/a/b")).unwrap().collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("root/a/b"))
+            .unwrap()
+            .collect();
         assert_eq!(names.len(), 1, "temporary files left behind");
     }
 
@@ -242,7 +297,9 @@ mod tests {
             std::io::Cursor::new(b"partial".to_vec()),
             FailingReader,
         );
-        let result = storage.put(&key, Box::pin(failing), WriteMode::CreateOnly).await;
+        let result = storage
+            .put(&key, Box::pin(failing), WriteMode::CreateOnly)
+            .await;
         assert!(matches!(result, Err(StorageError::Source(_))));
         assert!(storage.head(&key).await.unwrap().is_none());
         assert_eq!(std::fs::read_dir(dir.path().join("x")).unwrap().count(), 0);
@@ -263,11 +320,24 @@ mod tests {
     async fn list_by_prefix() {
         let dir = tempfile::tempdir().unwrap();
         let storage = FsStorage::new(dir.path().to_path_buf());
-        for key in ["m/d/x.git/1.toml", "m/d/x.git/2.toml", "m/d/x.git2/1.toml", "m/e/y.git/1.toml"] {
-            storage.put_bytes(&Key::new(key).unwrap(), vec![], WriteMode::CreateOnly).await.unwrap();
+        for key in [
+            "m/d/x.git/1.toml",
+            "m/d/x.git/2.toml",
+            "m/d/x.git2/1.toml",
+            "m/e/y.git/1.toml",
+        ] {
+            storage
+                .put_bytes(&Key::new(key).unwrap(), vec![], WriteMode::CreateOnly)
+                .await
+                .unwrap();
         }
-        let mut keys: Vec<_> =
-            storage.list("m/d/x.git/").await.unwrap().into_iter().map(|m| m.key.to_string()).collect();
+        let mut keys: Vec<_> = storage
+            .list("m/d/x.git/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key.to_string())
+            .collect();
         keys.sort();
         assert_eq!(keys, ["m/d/x.git/1.toml", "m/d/x.git/2.toml"]);
         assert_eq!(storage.list("m/").await.unwrap().len(), 4);

@@ -87,9 +87,18 @@ pub enum LocationError {
     #[error("{url:?}: a path after the bucket is not a key prefix; use ?prefix={suggestion}")]
     PathAfterBucket { url: String, suggestion: String },
     #[error("unknown parameter {name:?} for {scheme}://; valid parameters: {valid}")]
-    UnknownParameter { scheme: String, name: String, valid: String },
+    UnknownParameter {
+        scheme: String,
+        name: String,
+        valid: String,
+    },
     #[error("parameter {name}={value:?} for {scheme}:// is not valid: {expected}")]
-    BadValue { scheme: String, name: String, value: String, expected: &'static str },
+    BadValue {
+        scheme: String,
+        name: String,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 const GENERIC_PARAMETERS: &[&str] = &["prefix", "key"];
@@ -114,7 +123,13 @@ const S3_PARAMETERS: &[&str] = &[
     "awssdk",
 ];
 const AZURE_PARAMETERS: &[&str] = &["domain", "protocol", "cdn", "localemu"];
-const GCS_PARAMETERS: &[&str] = &["anonymous", "access_id", "private_key_path", "universe_domain", "endpoint"];
+const GCS_PARAMETERS: &[&str] = &[
+    "anonymous",
+    "access_id",
+    "private_key_path",
+    "universe_domain",
+    "endpoint",
+];
 
 /// The query parameters of one URL, checked against the scheme's list.
 struct Parameters {
@@ -127,7 +142,8 @@ impl Parameters {
         let mut values = BTreeMap::new();
         for (name, value) in url.query_pairs() {
             if !allowed.contains(&name.as_ref()) && !GENERIC_PARAMETERS.contains(&name.as_ref()) {
-                let mut valid: Vec<&str> = allowed.iter().chain(GENERIC_PARAMETERS).copied().collect();
+                let mut valid: Vec<&str> =
+                    allowed.iter().chain(GENERIC_PARAMETERS).copied().collect();
                 valid.sort_unstable();
                 return Err(LocationError::UnknownParameter {
                     scheme: scheme.into(),
@@ -141,7 +157,10 @@ impl Parameters {
     }
 
     fn text(&self, name: &str) -> Option<String> {
-        self.values.get(name).filter(|value| !value.is_empty()).cloned()
+        self.values
+            .get(name)
+            .filter(|value| !value.is_empty())
+            .cloned()
     }
 
     fn flag(&self, name: &str) -> Result<bool, LocationError> {
@@ -186,13 +205,22 @@ impl Location {
             return Ok(Self::Filesystem(PathBuf::from(text)));
         };
         // go-cloud picks the provider from the part after the last `+`.
-        let scheme = raw_scheme.rsplit('+').next().unwrap_or(raw_scheme).to_ascii_lowercase();
-        let malformed = |detail: String| LocationError::Malformed { url: text.to_owned(), detail };
+        let scheme = raw_scheme
+            .rsplit('+')
+            .next()
+            .unwrap_or(raw_scheme)
+            .to_ascii_lowercase();
+        let malformed = |detail: String| LocationError::Malformed {
+            url: text.to_owned(),
+            detail,
+        };
         if scheme == "file" {
             let rest = &text[raw_scheme.len() + 3..];
             let path = rest.split(['?', '#']).next().unwrap_or_default();
             if !path.starts_with('/') {
-                return Err(LocationError::RelativeFileUrl { url: text.to_owned() });
+                return Err(LocationError::RelativeFileUrl {
+                    url: text.to_owned(),
+                });
             }
             return Ok(Self::Filesystem(PathBuf::from(path)));
         }
@@ -200,11 +228,16 @@ impl Location {
         let url = url::Url::parse(&normalized).map_err(|error| malformed(error.to_string()))?;
         let bucket = url.host_str().unwrap_or_default().to_owned();
         if bucket.is_empty() {
-            return Err(LocationError::NoBucket { url: text.to_owned() });
+            return Err(LocationError::NoBucket {
+                url: text.to_owned(),
+            });
         }
         let path = url.path().trim_matches('/');
         if !path.is_empty() {
-            return Err(LocationError::PathAfterBucket { url: text.to_owned(), suggestion: format!("{path}/") });
+            return Err(LocationError::PathAfterBucket {
+                url: text.to_owned(),
+                suggestion: format!("{path}/"),
+            });
         }
         match scheme.as_str() {
             "s3" => {
@@ -315,10 +348,22 @@ mod tests {
             ("file:///var/backups", "/var/backups"),
             ("blob+file:///x?metadata=skip", "/x"),
         ] {
-            assert_eq!(Location::parse(text), Ok(Location::Filesystem(want.into())), "{text}");
+            assert_eq!(
+                Location::parse(text),
+                Ok(Location::Filesystem(want.into())),
+                "{text}"
+            );
         }
-        assert_eq!(Location::parse("minio://b"), Err(LocationError::UnsupportedScheme { scheme: "minio".into() }));
-        assert!(matches!(Location::parse("file://rel"), Err(LocationError::RelativeFileUrl { .. })));
+        assert_eq!(
+            Location::parse("minio://b"),
+            Err(LocationError::UnsupportedScheme {
+                scheme: "minio".into()
+            })
+        );
+        assert!(matches!(
+            Location::parse("file://rel"),
+            Err(LocationError::RelativeFileUrl { .. })
+        ));
         assert_eq!(Location::parse(""), Err(LocationError::Empty));
     }
 
@@ -335,43 +380,73 @@ mod tests {
         assert!(s3.use_path_style);
         assert_eq!(s3.region.as_deref(), Some("us-east-1"));
         assert_eq!(s3.prefix, "gitaly/");
-        let Location::S3(old) = Location::parse("blob+s3://b?s3ForcePathStyle=true&disableSSL=true").unwrap() else {
+        let Location::S3(old) =
+            Location::parse("blob+s3://b?s3ForcePathStyle=true&disableSSL=true").unwrap()
+        else {
             panic!("not s3")
         };
         assert!(old.use_path_style && old.disable_https);
-        let Location::S3(lock) = Location::parse("s3://b?request_checksum_calculation=when_supported").unwrap() else {
+        let Location::S3(lock) =
+            Location::parse("s3://b?request_checksum_calculation=when_supported").unwrap()
+        else {
             panic!("not s3")
         };
-        assert_eq!(lock.request_checksum_calculation, Some(ChecksumWhen::WhenSupported));
+        assert_eq!(
+            lock.request_checksum_calculation,
+            Some(ChecksumWhen::WhenSupported)
+        );
     }
 
     #[test]
     fn azure_and_gcs_urls() {
-        let Location::Azure(azure) =
-            Location::parse("blob+bucket+azblob://c?domain=127.0.0.1:10000&protocol=http&localemu=true").unwrap()
-        else {
+        let Location::Azure(azure) = Location::parse(
+            "blob+bucket+azblob://c?domain=127.0.0.1:10000&protocol=http&localemu=true",
+        )
+        .unwrap() else {
             panic!("not azure")
         };
         assert_eq!(azure.container, "c");
         assert!(azure.local_emulator);
         assert_eq!(azure.protocol.as_deref(), Some("http"));
-        let Location::Gcs(gcs) = Location::parse("gs://bucket?endpoint=127.0.0.1:4443&anonymous=true").unwrap() else {
+        let Location::Gcs(gcs) =
+            Location::parse("gs://bucket?endpoint=127.0.0.1:4443&anonymous=true").unwrap()
+        else {
             panic!("not gcs")
         };
         assert_eq!(gcs.endpoint.as_deref(), Some("127.0.0.1:4443"));
         assert!(gcs.anonymous);
-        assert_eq!(Location::parse("gs://bucket?prefix=a/").unwrap().to_string(), "gs://bucket?prefix=a/");
+        assert_eq!(
+            Location::parse("gs://bucket?prefix=a/")
+                .unwrap()
+                .to_string(),
+            "gs://bucket?prefix=a/"
+        );
     }
 
     #[test]
     fn mistakes_get_helpful_errors() {
         let error = Location::parse("s3://bucket?regoin=x").unwrap_err();
-        assert!(error.to_string().contains("\"regoin\"") && error.to_string().contains("region"), "{error}");
+        assert!(
+            error.to_string().contains("\"regoin\"") && error.to_string().contains("region"),
+            "{error}"
+        );
         let error = Location::parse("s3://bucket/dir/sub").unwrap_err();
         assert!(error.to_string().contains("prefix=dir/sub/"), "{error}");
-        assert!(matches!(Location::parse("gs://?x=1"), Err(LocationError::NoBucket { .. }) | Err(LocationError::Malformed { .. })));
-        assert!(matches!(Location::parse("s3://b?fips=maybe"), Err(LocationError::BadValue { .. })));
-        assert!(matches!(Location::parse("azblob://c?protocol=ftp"), Err(LocationError::BadValue { .. })));
-        assert!(matches!(Location::parse("azblob://c?endpoint=x"), Err(LocationError::UnknownParameter { .. })));
+        assert!(matches!(
+            Location::parse("gs://?x=1"),
+            Err(LocationError::NoBucket { .. }) | Err(LocationError::Malformed { .. })
+        ));
+        assert!(matches!(
+            Location::parse("s3://b?fips=maybe"),
+            Err(LocationError::BadValue { .. })
+        ));
+        assert!(matches!(
+            Location::parse("azblob://c?protocol=ftp"),
+            Err(LocationError::BadValue { .. })
+        ));
+        assert!(matches!(
+            Location::parse("azblob://c?endpoint=x"),
+            Err(LocationError::UnknownParameter { .. })
+        ));
     }
 }

@@ -24,28 +24,45 @@ impl fmt::Display for MemoryStorage {
 
 impl MemoryStorage {
     fn objects(&self) -> std::sync::MutexGuard<'_, BTreeMap<Key, (Vec<u8>, SystemTime)>> {
-        self.objects.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.objects
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 #[async_trait]
 impl Storage for MemoryStorage {
-    async fn put(&self, key: &Key, mut body: ByteReader, mode: WriteMode) -> Result<ObjectMeta, StorageError> {
+    async fn put(
+        &self,
+        key: &Key,
+        mut body: ByteReader,
+        mode: WriteMode,
+    ) -> Result<ObjectMeta, StorageError> {
         let mut bytes = Vec::new();
-        body.read_to_end(&mut bytes).await.map_err(StorageError::Source)?;
+        body.read_to_end(&mut bytes)
+            .await
+            .map_err(StorageError::Source)?;
         let mut objects = self.objects();
         if mode == WriteMode::CreateOnly && objects.contains_key(key) {
-            return Err(StorageError::AlreadyExists { key: key.to_string() });
+            return Err(StorageError::AlreadyExists {
+                key: key.to_string(),
+            });
         }
         let modified = SystemTime::now();
         let size = bytes.len() as u64;
         objects.insert(key.clone(), (bytes, modified));
-        Ok(ObjectMeta { key: key.clone(), size, modified })
+        Ok(ObjectMeta {
+            key: key.clone(),
+            size,
+            modified,
+        })
     }
 
     async fn get(&self, key: &Key) -> Result<ByteReader, StorageError> {
         let bytes = self.objects().get(key).map(|(bytes, _)| bytes.clone());
-        let bytes = bytes.ok_or_else(|| StorageError::NotFound { key: key.to_string() })?;
+        let bytes = bytes.ok_or_else(|| StorageError::NotFound {
+            key: key.to_string(),
+        })?;
         Ok(Box::pin(std::io::Cursor::new(bytes)))
     }
 

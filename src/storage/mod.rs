@@ -11,6 +11,7 @@ pub mod gcs;
 pub mod location;
 pub mod memory;
 mod prefixed;
+mod s3;
 
 use std::fmt;
 use std::pin::Pin;
@@ -38,7 +39,9 @@ impl Key {
         let key = key.into();
         let valid = !key.is_empty()
             && !key.contains('\0')
-            && key.split('/').all(|segment| !matches!(segment, "" | "." | ".."));
+            && key
+                .split('/')
+                .all(|segment| !matches!(segment, "" | "." | ".."));
         if valid {
             Ok(Self(key))
         } else {
@@ -105,8 +108,14 @@ impl StorageError {
         match error.kind() {
             std::io::ErrorKind::NotFound => Self::NotFound { key },
             std::io::ErrorKind::AlreadyExists => Self::AlreadyExists { key },
-            std::io::ErrorKind::PermissionDenied => Self::AccessDenied { key, message: error.to_string() },
-            _ => Self::Other { key, message: error.to_string() },
+            std::io::ErrorKind::PermissionDenied => Self::AccessDenied {
+                key,
+                message: error.to_string(),
+            },
+            _ => Self::Other {
+                key,
+                message: error.to_string(),
+            },
         }
     }
 }
@@ -116,7 +125,12 @@ impl StorageError {
 /// `prefix`, in no particular order; deleting a missing key is `Ok`.
 #[async_trait]
 pub trait Storage: fmt::Display + Send + Sync {
-    async fn put(&self, key: &Key, body: ByteReader, mode: WriteMode) -> Result<ObjectMeta, StorageError>;
+    async fn put(
+        &self,
+        key: &Key,
+        body: ByteReader,
+        mode: WriteMode,
+    ) -> Result<ObjectMeta, StorageError>;
     async fn get(&self, key: &Key) -> Result<ByteReader, StorageError>;
     /// `Ok(None)` when the key does not exist.
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StorageError>;
@@ -127,8 +141,14 @@ pub trait Storage: fmt::Display + Send + Sync {
 /// Conveniences over any `Storage`.
 #[async_trait]
 pub trait StorageExt: Storage {
-    async fn put_bytes(&self, key: &Key, bytes: Vec<u8>, mode: WriteMode) -> Result<ObjectMeta, StorageError> {
-        self.put(key, Box::pin(std::io::Cursor::new(bytes)), mode).await
+    async fn put_bytes(
+        &self,
+        key: &Key,
+        bytes: Vec<u8>,
+        mode: WriteMode,
+    ) -> Result<ObjectMeta, StorageError> {
+        self.put(key, Box::pin(std::io::Cursor::new(bytes)), mode)
+            .await
     }
 
     /// Reads a whole small object (manifests, refs files).
@@ -162,7 +182,13 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { part_size: 16 << 20, upload_concurrency: 4, retries: 5, immutable: false, list_page_size: 1000 }
+        Self {
+            part_size: 16 << 20,
+            upload_concurrency: 4,
+            retries: 5,
+            immutable: false,
+            list_page_size: 1000,
+        }
     }
 }
 
@@ -172,12 +198,7 @@ pub async fn open(location: &Location, tuning: Tuning) -> Result<Arc<dyn Storage
         Location::Filesystem(root) => Arc::new(FsStorage::new(root.clone())),
         Location::Gcs(gcs) => gcs::open(gcs, tuning).await?,
         Location::Azure(azure) => azure::open(azure, tuning).await?,
-        other => {
-            return Err(StorageError::Other {
-                key: String::new(),
-                message: format!("{other}: this build of gitbak has no support for this provider yet"),
-            })
-        }
+        Location::S3(s3) => s3::open(s3, tuning).await?,
     };
     Ok(match location.prefix() {
         "" => storage,

@@ -31,7 +31,12 @@ impl fmt::Display for Prefixed {
 
 #[async_trait]
 impl Storage for Prefixed {
-    async fn put(&self, key: &Key, body: ByteReader, mode: WriteMode) -> Result<ObjectMeta, StorageError> {
+    async fn put(
+        &self,
+        key: &Key,
+        body: ByteReader,
+        mode: WriteMode,
+    ) -> Result<ObjectMeta, StorageError> {
         let mut meta = self.inner.put(&self.full(key)?, body, mode).await?;
         meta.key = key.clone();
         Ok(meta)
@@ -73,8 +78,16 @@ mod tests {
     async fn keys_are_prefixed_and_listings_are_not() {
         let storage = Prefixed::new(Arc::new(MemoryStorage::default()), "team/gitaly/".into());
         let key = Key::new("manifests/a.toml").unwrap();
-        storage.put_bytes(&key, b"x".to_vec(), WriteMode::CreateOnly).await.unwrap();
-        assert!(storage.inner.head(&Key::new("team/gitaly/manifests/a.toml").unwrap()).await.unwrap().is_some());
+        storage
+            .put_bytes(&key, b"x".to_vec(), WriteMode::CreateOnly)
+            .await
+            .unwrap();
+        assert!(storage
+            .inner
+            .head(&Key::new("team/gitaly/manifests/a.toml").unwrap())
+            .await
+            .unwrap()
+            .is_some());
         let listed = storage.list("manifests/").await.unwrap();
         assert_eq!(listed[0].key, key);
         assert_eq!(storage.get_bytes(&key).await.unwrap(), b"x");
