@@ -23,24 +23,7 @@ struct Target {
 }
 
 fn fixtures(env: &TestEnv) -> Vec<Repo> {
-    let mut repos: Vec<Repo> = [
-        "branches-and-tags",
-        "empty",
-        "unborn-head",
-        "sha256",
-        "reftable",
-        "custom-hooks",
-        "fork-alternates",
-    ]
-    .into_iter()
-    .map(|name| env.fixture(name))
-    .collect();
-    repos.push(env.fixture_at(
-        "default",
-        "many-refs",
-        "fixtures/many-refs.git",
-        &[("REFS", "3000")],
-    ));
+    let mut repos = crate::create::fixtures(env);
     // A job for a repository that does not exist: a manifest, no files.
     repos.push(Repo::new(
         "default",

@@ -17,7 +17,7 @@ const ID: &str = "20240101000000";
 
 /// Every fixture but the slow `linear` one (many-refs at 5 000 refs: the
 /// count does not matter here), in storage `default`.
-fn fixtures(env: &TestEnv) -> Vec<Repo> {
+pub(crate) fn fixtures(env: &TestEnv) -> Vec<Repo> {
     let mut repos: Vec<Repo> = [
         "branches-and-tags",
         "empty",

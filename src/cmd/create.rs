@@ -194,8 +194,7 @@ async fn upload_bundle(
     refs: &RefsSnapshot,
 ) -> Result<FileDigest, CreateError> {
     let header = full_bundle_header(identity.object_format, refs);
-    let tips = refs.tips().into_iter().map(str::to_owned).collect();
-    let pack = ctx.git.pack_objects(&target.repository, tips)?;
+    let pack = ctx.git.pack_objects(&target.repository, &refs.tips())?;
     let body = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(header), pack);
     let (body, digest) = DigestReader::new(body);
     let digest = match ctx

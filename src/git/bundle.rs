@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt};
 
 use super::refs::{RefLine, RefsSnapshot};
 use super::{Git, GitError, GitReader, ObjectFormat};
@@ -36,11 +36,7 @@ pub fn full_bundle_header(format: ObjectFormat, refs: &RefsSnapshot) -> Vec<u8> 
 impl Git {
     /// Streams a pack of everything reachable from `tips` (objects from
     /// alternates included, so the bundle stands alone).
-    pub fn pack_objects(
-        &self,
-        repository: &Path,
-        tips: Vec<String>,
-    ) -> Result<GitReader, GitError> {
+    pub fn pack_objects(&self, repository: &Path, tips: &[&str]) -> Result<GitReader, GitError> {
         let threads = format!("pack.threads={}", self.pack_threads());
         let args = [
             "-c",
@@ -52,23 +48,7 @@ impl Git {
             "--revs",
             "-q",
         ];
-        let mut command = self.command(repository, args);
-        command.stdin(Stdio::piped());
-        let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
-        let feeder = tokio::spawn(async move {
-            let mut input = Vec::with_capacity(tips.len() * 65);
-            for tip in tips {
-                input.extend_from_slice(tip.as_bytes());
-                input.push(b'\n');
-            }
-            // A write error means git died; its exit status tells why.
-            let _ = stdin.write_all(&input).await;
-            let _ = stdin.shutdown().await;
-        });
+        let (child, feeder) = self.spawn_with_input(repository, &args, super::lines(tips))?;
         GitReader::new(child, "pack-objects".into(), Some(feeder))
     }
 }

@@ -137,12 +137,8 @@ impl Git {
         }
     }
 
-    /// A git command for `repository` (a bare repository's directory).
-    pub(crate) fn command<I, S>(&self, repository: &Path, args: I) -> Command
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<OsStr>,
-    {
+    /// git with a scrubbed environment and piped output, killed on drop.
+    fn base_command(&self) -> Command {
         let mut command = Command::new(&self.program);
         for name in SCRUBBED_ENV {
             command.env_remove(name);
@@ -150,16 +146,50 @@ impl Git {
         command
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_NO_REPLACE_OBJECTS", "1")
-            // Repositories belong to the Gitaly user; gitbak may run as root.
-            .args(["-c", "safe.directory=*", "-c", "core.hooksPath=/dev/null"])
-            .arg("--git-dir")
-            .arg(repository)
-            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         command
+    }
+
+    /// A git command for `repository` (a bare repository's directory).
+    pub(crate) fn command<I, S>(&self, repository: &Path, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = self.base_command();
+        // Repositories belong to the Gitaly user; gitbak may run as root.
+        command
+            .args(["-c", "safe.directory=*", "-c", "core.hooksPath=/dev/null"])
+            .arg("--git-dir")
+            .arg(repository)
+            .args(args);
+        command
+    }
+
+    /// Spawns a git command in `repository` and writes `input` to its stdin
+    /// from a task, so a large input never deadlocks against git's output.
+    pub(crate) fn spawn_with_input(
+        &self,
+        repository: &Path,
+        args: &[&str],
+        input: Vec<u8>,
+    ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<()>), GitError> {
+        let mut command = self.command(repository, args);
+        command.stdin(Stdio::piped());
+        let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
+        let mut stdin = child
+            .stdin
+            .take()
+            .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
+        let feeder = tokio::spawn(async move {
+            // A write error means git died; its exit status tells why.
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut stdin, &input).await;
+            let _ = tokio::io::AsyncWriteExt::shutdown(&mut stdin).await;
+        });
+        Ok((child, feeder))
     }
 
     fn spawn_error(&self, source: std::io::Error) -> GitError {
@@ -199,23 +229,24 @@ impl Git {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut command = Command::new(&self.program);
-        for name in SCRUBBED_ENV {
-            command.env_remove(name);
-        }
-        command
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        let mut command = self.base_command();
+        command.args(args);
         command
     }
 
     pub fn pack_threads(&self) -> usize {
         self.pack_threads
     }
+}
+
+/// One item per line, as git's `--stdin` modes read them.
+pub(crate) fn lines<S: AsRef<str>>(items: &[S]) -> Vec<u8> {
+    let mut input = Vec::with_capacity(items.len() * 65);
+    for item in items {
+        input.extend_from_slice(item.as_ref().as_bytes());
+        input.push(b'\n');
+    }
+    input
 }
 
 /// The subcommand and its first plain argument, for messages.

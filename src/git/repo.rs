@@ -4,9 +4,6 @@
 //! it into place only after every check here passed.
 
 use std::path::Path;
-use std::process::Stdio;
-
-use tokio::io::AsyncWriteExt;
 
 use super::refs::RefLine;
 use super::{Git, GitError, ObjectFormat, RefFormat};
@@ -144,11 +141,7 @@ impl Git {
         repository: &Path,
         object_ids: &[&str],
     ) -> Result<Vec<String>, GitError> {
-        let mut input = Vec::with_capacity(object_ids.len() * 65);
-        for id in object_ids {
-            input.extend_from_slice(id.as_bytes());
-            input.push(b'\n');
-        }
+        let input = super::lines(object_ids);
         let output = self
             .run_with_input(
                 repository,
@@ -185,17 +178,7 @@ impl Git {
         args: &[&str],
         input: Vec<u8>,
     ) -> Result<Vec<u8>, GitError> {
-        let mut command = self.command(repository, args);
-        command.stdin(Stdio::piped());
-        let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
-        let mut stdin = child
-            .stdin
-            .take()
-            .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
-        let feeder = tokio::spawn(async move {
-            let _ = stdin.write_all(&input).await;
-            let _ = stdin.shutdown().await;
-        });
+        let (child, feeder) = self.spawn_with_input(repository, args, input)?;
         let output = child
             .wait_with_output()
             .await
