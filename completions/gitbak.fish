@@ -30,7 +30,7 @@ complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "create" -d 'Back up t
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "generate" -d 'Write shell completions and man pages into a directory'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l path -d 'Backup location: a directory or file:///DIR. Default: Gitaly\'s [backup] go_cloud_url' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel-storage -d 'Maximum repositories processed at once per storage (0: 2)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l storage -d 'Storage root directory; repeatable; wins over the Gitaly config' -r
@@ -44,7 +44,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l local-storages-
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l discover -d 'Back up every repository of every configured storage instead of reading stdin'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s h -l help -d 'Print help'
-complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l path -d 'Backup location: a directory or file:///DIR. Default: Gitaly\'s [backup] go_cloud_url' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel-storage -d 'Maximum repositories processed at once per storage (0: 2)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l storage -d 'Storage root directory; repeatable; wins over the Gitaly config' -r

@@ -60,7 +60,7 @@ Stop the services that write to repositories first (as for gitlab-backup restore
 /// Options create and restore share.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Backup location: a directory or file:///DIR. Default: Gitaly's [backup] go_cloud_url.
+    /// Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly's [backup] go_cloud_url.
     #[arg(long, value_name = "LOCATION")]
     pub path: Option<String>,
     /// Maximum repositories processed at once (0: number of CPUs).
