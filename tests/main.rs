@@ -10,6 +10,7 @@ mod support;
 
 mod cloud;
 mod create;
+mod generated;
 mod regression;
 mod restore;
 mod storage;
