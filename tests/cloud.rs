@@ -177,3 +177,64 @@ async fn round_trip_through_moto() {
         .unwrap();
     round_trip(Target { url, vars }, bucket).await;
 }
+
+/// A storage that stops answering fails the repository cleanly (no
+/// manifest, no marker), and the same backup id then completes.
+#[tokio::test(flavor = "multi_thread")]
+async fn paused_storage_fails_cleanly_and_the_rerun_succeeds() {
+    let moto = Moto::start();
+    moto.create_bucket("backups", false);
+    let env = TestEnv::new();
+    let repo = env.fixture("branches-and-tags");
+    let url = format!(
+        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
+        moto.endpoint()
+    );
+    let create = |timeout: &str| {
+        env.gitbak(["create", "--id", ID, "--retries", "1", "--path", &url])
+            .storages_of(&[&repo])
+            .jobs(&[&repo])
+            .env("AWS_ACCESS_KEY_ID", "gitbak-test")
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("GITBAK_S3_TIMEOUT_SECS", timeout)
+            .run()
+    };
+    let bucket = gitbak::storage::open(&Location::parse(&url).unwrap(), Tuning::default())
+        .await
+        .unwrap();
+
+    moto.signal(rustix::process::Signal::STOP);
+    let failed = create("2");
+    moto.signal(rustix::process::Signal::CONT);
+    failed.assert_code(1);
+    let error = failed.job_error("create", &repo.relative_path);
+    assert!(!error.contains(S3_SECRET), "{error}");
+    assert!(error.contains("timeout"), "{error}");
+    let keys: Vec<String> = bucket
+        .list("")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|meta| meta.key.to_string())
+        .collect();
+    assert!(
+        !keys
+            .iter()
+            .any(|key| key.starts_with("manifests/") || key.starts_with("backup_ids/")),
+        "{keys:?}"
+    );
+
+    create("30").assert_success();
+    let restored = repo.on_root(env.storage_root("restored"));
+    env.gitbak(["restore", "--id", ID, "--path", &url])
+        .storages_of(&[&restored])
+        .jobs(&[&restored])
+        .env("AWS_ACCESS_KEY_ID", "gitbak-test")
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .run()
+        .assert_success();
+    RepoState::capture(&env, &repo.path())
+        .assert_same(&RepoState::capture(&env, &restored.path()), "restored");
+}
