@@ -38,7 +38,11 @@ fail() {
 }
 
 # --- binary ---------------------------------------------------------------------------------
+built_checkout="not built here (GITBAK given)"
 if [ -z "${GITBAK:-}" ]; then
+	built_checkout="$(git -C "$source_root" rev-parse --short HEAD 2>/dev/null || echo '?')"
+	git -C "$source_root" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null ||
+		built_checkout+=" + uncommitted changes"
 	progress "cargo build --release"
 	(cd "$source_root" && cargo build --release --quiet) || fail "cargo build --release failed"
 	GITBAK=${CARGO_TARGET_DIR:-$source_root/target}/release/gitbak
@@ -185,7 +189,7 @@ start_load=$(load_average)
 {
 	echo "gitbak acceptance benchmark"
 	echo "  gitbak:   $gitbak_source ($("$GITBAK" --version 2>/dev/null || echo '?'))"
-	echo "  checkout: $(git -C "$source_root" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$source_root" diff --quiet HEAD -- src 2>/dev/null || echo ' (src/ modified)')"
+	echo "  checkout: $built_checkout"
 	echo "  git:      $(git --version)"
 	echo "  machine:  $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr)"
 	echo "  work dir: $work ($(df -PT "$work" | awk 'NR == 2 {print $2}'))"
