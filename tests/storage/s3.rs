@@ -5,8 +5,7 @@
 //! Signature checking itself is left to real S3.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::TcpStream;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,7 +16,9 @@ use std::time::{Duration, Instant};
 use gitbak::storage::{Location, Storage, StorageError, StorageExt, Tuning, WriteMode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 
-use super::{conformance, key, pattern, small_tuning, Unenforced};
+use super::{
+    conformance, emulators_dir, free_port, key, pattern, small_tuning, Unenforced, INSTALL_HINT,
+};
 
 pub(crate) const SECRET: &str = "gitbak-test-secret-7f3c9a";
 /// Timeouts of every S3 client in these tests (see `GITBAK_S3_TIMEOUT_SECS`
@@ -61,22 +62,13 @@ impl Moto {
 
     fn start_with(environment: &[(&str, &str)]) -> Self {
         set_environment();
-        let directory = std::env::var_os("GITBAK_EMULATORS")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/gitbak-emulators")
-            });
-        let binary = directory.join("venv/bin/moto_server");
+        let binary = emulators_dir().join("venv/bin/moto_server");
         assert!(
             binary.exists(),
-            "moto is not installed at {}; run `bash .ci/install-emulators.sh`",
+            "moto is not installed at {}; {INSTALL_HINT}",
             binary.display()
         );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new(&binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .envs(environment.iter().copied())
