@@ -167,14 +167,9 @@ impl Git {
         if pack.fill_buf().await.map_err(io_error)?.is_empty() {
             return Ok(false);
         }
-        let threads = format!("pack.threads={}", self.pack_threads());
-        let mut args = vec![
-            "-c",
-            threads.as_str(),
-            "index-pack",
-            "--stdin",
-            "--fix-thin",
-        ];
+        // No pack.threads cap here: resolving deltas is where a restore
+        // spends its CPU, and git sizes index-pack's threads to the machine.
+        let mut args = vec!["index-pack", "--stdin", "--fix-thin"];
         if self_contained {
             args.push("--check-self-contained-and-connected");
         }
@@ -185,6 +180,8 @@ impl Git {
             .stdin
             .take()
             .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
+        // As for bundles going out: large pipe, few wake-ups (best effort).
+        let _ = rustix::pipe::fcntl_setpipe_size(&stdin, super::PIPE_SIZE);
         let stderr = child.stderr.take();
         let stderr_task = tokio::spawn(async move {
             let mut bytes = Vec::new();

@@ -132,7 +132,7 @@ pub struct Git {
 impl Git {
     pub fn new(program: PathBuf, pack_threads: usize) -> Self {
         Self {
-            program,
+            program: resolve_program(program),
             pack_threads: pack_threads.max(1),
         }
     }
@@ -237,6 +237,28 @@ impl Git {
     pub fn pack_threads(&self) -> usize {
         self.pack_threads
     }
+}
+
+/// Pipe buffer asked for bundle streams: 1 MiB of kernel memory per stream.
+const PIPE_SIZE: usize = 1 << 20;
+
+/// The program's path, looked up in PATH once rather than at every spawn
+/// (gitbak starts thousands of git processes in a run).
+fn resolve_program(program: PathBuf) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    if program.components().count() != 1 {
+        return program;
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(&program))
+            .find(|candidate| {
+                std::fs::metadata(candidate)
+                    .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+            })
+    });
+    // Not found: keep the name, so spawning fails with the usual message.
+    found.unwrap_or(program)
 }
 
 /// One item per line, as git's `--stdin` modes read them.

@@ -87,6 +87,25 @@ fn is_hex_object_id(text: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// The first two lines of `rev-parse --show-object-format --show-ref-format`.
+fn parse_formats<'a>(
+    lines: &mut impl Iterator<Item = &'a str>,
+) -> Result<(ObjectFormat, RefFormat), GitError> {
+    let unexpected = |detail: &str| GitError::Unexpected {
+        command: "rev-parse".into(),
+        detail: detail.into(),
+    };
+    let object_format = lines
+        .next()
+        .and_then(ObjectFormat::parse)
+        .ok_or_else(|| unexpected("unknown object format"))?;
+    let ref_format = lines
+        .next()
+        .and_then(RefFormat::parse)
+        .ok_or_else(|| unexpected("unknown ref format"))?;
+    Ok((object_format, ref_format))
+}
+
 /// What a backup records about a repository besides its refs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryIdentity {
@@ -98,6 +117,36 @@ pub struct RepositoryIdentity {
 
 impl Git {
     pub async fn identity(&self, repository: &Path) -> Result<RepositoryIdentity, GitError> {
+        // One process for the common case; HEAD's branch is named only when
+        // it exists, so an unborn HEAD (exit 128) takes the long way.
+        let (code, output) = self
+            .output(
+                repository,
+                &[
+                    "rev-parse",
+                    "--show-object-format",
+                    "--show-ref-format",
+                    "--symbolic-full-name",
+                    "HEAD",
+                ],
+                &[128],
+            )
+            .await?;
+        if code == 0 {
+            let output = String::from_utf8_lossy(&output);
+            let mut lines = output.lines();
+            let (object_format, ref_format) = parse_formats(&mut lines)?;
+            // A detached HEAD names itself.
+            let head_reference = lines
+                .next()
+                .filter(|head| head.starts_with("refs/"))
+                .map(str::to_owned);
+            return Ok(RepositoryIdentity {
+                object_format,
+                ref_format,
+                head_reference,
+            });
+        }
         let (_, formats) = self
             .output(
                 repository,
@@ -105,20 +154,8 @@ impl Git {
                 &[],
             )
             .await?;
-        let formats = String::from_utf8_lossy(&formats);
-        let mut lines = formats.lines();
-        let unexpected = |detail: &str| GitError::Unexpected {
-            command: "rev-parse".into(),
-            detail: detail.into(),
-        };
-        let object_format = lines
-            .next()
-            .and_then(ObjectFormat::parse)
-            .ok_or_else(|| unexpected("unknown object format"))?;
-        let ref_format = lines
-            .next()
-            .and_then(RefFormat::parse)
-            .ok_or_else(|| unexpected("unknown ref format"))?;
+        let (object_format, ref_format) =
+            parse_formats(&mut String::from_utf8_lossy(&formats).lines())?;
         let (code, head) = self
             .output(repository, &["symbolic-ref", "-q", "HEAD"], &[1])
             .await?;

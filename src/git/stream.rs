@@ -36,6 +36,10 @@ impl GitReader {
             .stdout
             .take()
             .ok_or_else(|| GitError::Invalid("git stdout is not piped".into()))?;
+        // A 1 MiB pipe instead of 64 KiB: a bundle then crosses it in large
+        // reads, which cuts wake-ups and copies by an order of magnitude.
+        // Best effort: the kernel may cap it (pipe-max-size); 64 KiB works.
+        let _ = rustix::pipe::fcntl_setpipe_size(&stdout, super::PIPE_SIZE);
         let stderr = child.stderr.take();
         let finish = async move {
             let stderr_task = tokio::spawn(async move {

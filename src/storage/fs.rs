@@ -128,15 +128,27 @@ impl Storage for FsStorage {
             .open(&temp_path)
             .await
             .map_err(io_error)?;
-        let mut buffer = vec![0u8; COPY_BUFFER];
+        // Filled from the body before each write, so a pipe's small reads
+        // become few large writes; not zeroed, so a small file costs little.
+        let mut buffer = Vec::with_capacity(COPY_BUFFER);
         let mut size = 0u64;
         loop {
-            let read = body.read(&mut buffer).await.map_err(StorageError::Source)?;
-            if read == 0 {
+            buffer.clear();
+            while buffer.len() < COPY_BUFFER {
+                if body
+                    .read_buf(&mut buffer)
+                    .await
+                    .map_err(StorageError::Source)?
+                    == 0
+                {
+                    break;
+                }
+            }
+            if buffer.is_empty() {
                 break;
             }
-            file.write_all(&buffer[..read]).await.map_err(io_error)?;
-            size += read as u64;
+            file.write_all(&buffer).await.map_err(io_error)?;
+            size += buffer.len() as u64;
         }
         file.sync_all().await.map_err(io_error)?;
         drop(file);
