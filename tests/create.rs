@@ -448,3 +448,39 @@ fn rerun_refuses_a_leftover_bundle_of_another_repository_state() {
     assert!(error.contains("use another --id"), "{error}");
     assert!(!env.backup_file(&repo.manifest_key(ID)).exists());
 }
+
+#[test]
+fn immutable_runs_write_nothing_twice_and_restore_by_listing() {
+    let env = TestEnv::new();
+    let repo = env.fixture("linear");
+    for id in ["20240101000000", "20240102000000"] {
+        env.gitbak(["create", "--immutable", "--id", id])
+            .backup_path()
+            .storages_of(&[&repo])
+            .jobs(&[&repo])
+            .run()
+            .assert_success();
+        let latest = env
+            .backup_file(&repo.manifest_key(id))
+            .with_file_name("+latest.toml");
+        assert!(
+            !latest.exists(),
+            "--immutable must not write the rewritten +latest.toml"
+        );
+        assert!(env.backup_file(&repo.manifest_key(id)).is_file());
+        // The second backup differs from the first.
+        env.diverge(&repo.path());
+    }
+    // Without markers the latest backup is found by listing the manifests.
+    std::fs::remove_dir_all(env.backup_file("backup_ids")).unwrap();
+    let restored = repo.on_root(env.storage_root("restored"));
+    env.restore(&[&restored], &[]).assert_success();
+    let refs = |id: &str| {
+        std::fs::read_to_string(env.backup_file(&repo.step_key(id, "001.refs"))).unwrap()
+    };
+    assert_ne!(refs("20240101000000"), refs("20240102000000"));
+    assert_eq!(
+        env.git(&restored.path(), ["show-ref", "--head"]),
+        refs("20240102000000")
+    );
+}
