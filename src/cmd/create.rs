@@ -12,7 +12,7 @@ use crate::git::bundle::{drain, full_bundle_header, read_bundle_header};
 use crate::git::refs::RefsSnapshot;
 use crate::git::refs::RepositoryIdentity;
 use crate::job::progress::CommandName;
-use crate::job::scheduler::{self, JobSource, Outcome, RunReport, Work};
+use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
 use crate::job::Job;
 use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest, Step};
 use crate::layout::{self, BackupId, RelativePath, StepKeys, StorageName};
@@ -57,15 +57,9 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
         let (ctx, options) = (work_ctx.clone(), work_options.clone());
         Box::pin(async move { back_up_job(&ctx, &options, &job).await })
     });
-    let report = scheduler::run(
-        jobs,
-        options.run.limits,
-        CommandName::Create,
-        ctx.progress.clone(),
-        ctx.cancel.clone(),
-        work,
-    )
-    .await;
+    let report = ctx
+        .run_jobs(jobs, options.run.limits, CommandName::Create, work)
+        .await;
     let marker = if report.input_error.is_none()
         && !report.interrupted
         && report.completed + report.already_done > 0

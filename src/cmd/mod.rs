@@ -72,6 +72,26 @@ pub struct Setup {
 }
 
 impl Context {
+    /// Runs one command's per-repository `work` over `jobs`, with this
+    /// context's progress and cancellation.
+    pub(crate) async fn run_jobs(
+        &self,
+        jobs: impl crate::job::scheduler::JobSource,
+        limits: Limits,
+        command: crate::job::progress::CommandName,
+        work: crate::job::scheduler::Work,
+    ) -> crate::job::scheduler::RunReport {
+        crate::job::scheduler::run(
+            jobs,
+            limits,
+            command,
+            self.progress.clone(),
+            self.cancel.clone(),
+            work,
+        )
+        .await
+    }
+
     /// Reads the Gitaly config, resolves the location and opens storage.
     /// Every failure here is a usage or configuration error.
     pub async fn open(

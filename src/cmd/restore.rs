@@ -14,7 +14,7 @@ use crate::git::bundle::{drain, read_bundle_header};
 use crate::git::refs::{parse_ref_lines, RefLine};
 use crate::git::{GitError, ObjectFormat, RefFormat};
 use crate::job::progress::{CommandName, Event};
-use crate::job::scheduler::{self, JobSource, Outcome, RunReport, Work};
+use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
 use crate::job::Job;
 use crate::layout::manifest::{Manifest, Step};
 use crate::layout::BackupId;
@@ -74,15 +74,9 @@ pub async fn run(
         let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
         Box::pin(async move { restore_job(&ctx, &options, latest_id.as_ref(), &job).await })
     });
-    let report = scheduler::run(
-        jobs,
-        options.run.limits,
-        CommandName::Restore,
-        ctx.progress.clone(),
-        ctx.cancel.clone(),
-        work,
-    )
-    .await;
+    let report = ctx
+        .run_jobs(jobs, options.run.limits, CommandName::Restore, work)
+        .await;
     Ok(RestoreReport { run: report })
 }
 
