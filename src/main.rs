@@ -2,7 +2,23 @@
 
 use clap::Parser;
 
+/// glibc's `mallopt` parameter for the mmap threshold.
+const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+
+extern "C" {
+    fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
+}
+
 fn main() {
+    // Upload parts are 16 MiB buffers freed on other threads. glibc raises
+    // its mmap threshold after the first such free and then keeps every
+    // later part in per-thread heaps it never returns, so RSS drifts past
+    // the (concurrency + 1) × part size bound. A fixed threshold keeps big
+    // buffers in their own mappings, returned to the kernel when freed.
+    // SAFETY: called before any other thread exists; only tunes the allocator.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    }
     let cli = gitbak::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("GITBAK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
