@@ -6,6 +6,7 @@
 //! manifest, so a manifest always names complete files.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::git::bundle::{drain, full_bundle_header, read_bundle_header};
@@ -17,8 +18,10 @@ use crate::job::Job;
 use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest, Step};
 use crate::layout::{self, BackupId, RelativePath, StepKeys, StorageName};
 use crate::node::hooks;
-use crate::storage::digest::{digest_of, BodyDigest, DigestReader};
-use crate::storage::{Key, StorageError, StorageExt, WriteMode};
+use crate::storage::digest::{digest_file, digest_of, BodyDigest, DigestReader};
+use crate::storage::{
+    start_write_back, Key, LocalFiles, StorageError, StorageExt, WriteMode, WRITE_BACK_EVERY,
+};
 
 use super::{validate, Context, RunOptions};
 
@@ -178,7 +181,7 @@ fn gitbak_info(ctx: &Context, ref_format: &str, files: Vec<FileDigest>) -> Gitba
     }
 }
 
-/// Streams header + pack into storage while git produces it.
+/// Writes header + pack into storage while git produces it.
 #[tracing::instrument(skip_all, fields(repository = %target.path))]
 async fn upload_bundle(
     ctx: &Context,
@@ -188,19 +191,16 @@ async fn upload_bundle(
     refs: &RefsSnapshot,
 ) -> Result<FileDigest, CreateError> {
     let header = full_bundle_header(identity.object_format, refs);
-    let pack = ctx.git.pack_objects(&target.repository, &refs.tips())?;
-    let body = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(header), pack);
-    let (body, digest) = DigestReader::new(body);
-    let digest = match ctx
-        .storage
-        .put(&keys.bundle, Box::pin(body), WriteMode::CreateOnly)
-        .await
-    {
-        Ok(_) => digest.finish(),
-        Err(StorageError::AlreadyExists { .. }) => {
+    let written = match ctx.storage.local_files() {
+        Some(files) => write_bundle_file(ctx, &files, target, &keys.bundle, header, refs).await,
+        None => stream_bundle(ctx, target, &keys.bundle, header, refs).await,
+    };
+    let digest = match written {
+        Ok(digest) => digest,
+        Err(CreateError::Storage(StorageError::AlreadyExists { .. })) => {
             adopt_bundle(ctx, target, &keys.bundle, identity, refs).await?
         }
-        Err(error) => return Err(error.into()),
+        Err(error) => return Err(error),
     };
     tracing::debug!(bytes = digest.size, "bundle uploaded");
     Ok(FileDigest {
@@ -208,6 +208,111 @@ async fn upload_bundle(
         size: digest.size,
         sha256: digest.sha256,
     })
+}
+
+/// Object storage: git's output streams through gitbak into the upload.
+async fn stream_bundle(
+    ctx: &Context,
+    target: &Target,
+    key: &Key,
+    header: Vec<u8>,
+    refs: &RefsSnapshot,
+) -> Result<BodyDigest, CreateError> {
+    let pack = ctx.git.pack_objects(&target.repository, &refs.tips())?;
+    let body = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(header), pack);
+    let (body, digest) = DigestReader::new(body);
+    ctx.storage
+        .put(key, Box::pin(body), WriteMode::CreateOnly)
+        .await?;
+    Ok(digest.finish())
+}
+
+/// Local storage: git writes the pack into the bundle's temporary file
+/// itself, while a blocking task hashes what has landed and starts its
+/// writeback, so neither a pipe nor a long final fsync costs time.
+async fn write_bundle_file(
+    ctx: &Context,
+    files: &LocalFiles,
+    target: &Target,
+    key: &Key,
+    header: Vec<u8>,
+    refs: &RefsSnapshot,
+) -> Result<BodyDigest, CreateError> {
+    let io_error = |error: std::io::Error| StorageError::Other {
+        key: key.to_string(),
+        message: error.to_string(),
+    };
+    let (owned_files, owned_key) = (files.clone(), key.clone());
+    let pending = blocking(move || {
+        let pending = owned_files.create(&owned_key, WriteMode::CreateOnly)?;
+        std::io::Write::write_all(&mut pending.file(), &header).map_err(|error| {
+            StorageError::Other {
+                key: owned_key.to_string(),
+                message: error.to_string(),
+            }
+        })?;
+        Ok(pending)
+    })
+    .await?;
+    // Duplicates share the offset: git appends right after the header.
+    let out = pending.file().try_clone().map_err(io_error)?;
+    let reader = pending.file().try_clone().map_err(io_error)?;
+    let finished = FinishedFlag::default();
+    let flag = finished.0.clone();
+    let hasher = tokio::task::spawn_blocking(move || {
+        let mut unsynced = 0;
+        digest_file(
+            &reader,
+            || flag.load(Ordering::Acquire),
+            |offset, len| {
+                // Whole pages behind the write position only: git may still
+                // be filling the last one, and a page under writeback can
+                // make its next write wait.
+                let end = (offset + len).saturating_sub(WRITE_BACK_LAG) & !(WRITE_BACK_LAG - 1);
+                if end >= unsynced + WRITE_BACK_EVERY {
+                    start_write_back(&reader, unsynced, end - unsynced);
+                    unsynced = end;
+                }
+            },
+        )
+    });
+    let packed = ctx
+        .git
+        .pack_objects_into(&target.repository, &refs.tips(), out)
+        .await;
+    drop(finished);
+    let digest = hasher
+        .await
+        .map_err(|error| io_error(std::io::Error::other(error)))?
+        .map_err(io_error)?;
+    packed?;
+    blocking(move || pending.commit()).await?;
+    Ok(digest)
+}
+
+/// How far writeback stays behind the hashed offset (a power of two).
+const WRITE_BACK_LAG: u64 = 1 << 20;
+
+/// Tells the hashing task that git is done when dropped, so it also stops
+/// when the backup is cancelled or fails half way.
+#[derive(Default)]
+struct FinishedFlag(Arc<AtomicBool>);
+
+impl Drop for FinishedFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| StorageError::Other {
+            key: String::new(),
+            message: error.to_string(),
+        })?
 }
 
 /// A bundle already there under this id was written by an interrupted run

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::io::{AsyncRead, BufReader};
 
-use crate::git::bundle::{drain, read_bundle_header};
+use crate::git::bundle::{drain, read_bundle_header, BundleHeader};
 use crate::git::refs::{parse_ref_lines, RefLine};
 use crate::git::{GitError, ObjectFormat, RefFormat};
 use crate::job::progress::{CommandName, Event};
@@ -20,8 +20,10 @@ use crate::layout::manifest::{Manifest, Step};
 use crate::layout::BackupId;
 use crate::node::place::{self, TempDir};
 use crate::node::{hooks, NodeError};
-use crate::storage::digest::{digest_of, BodyDigest, VerifyingReader};
-use crate::storage::{ByteReader, Key, StorageError, StorageExt};
+use crate::storage::digest::{
+    self, digest_file, digest_of, BodyDigest, DigestReader, VerifyingReader,
+};
+use crate::storage::{ByteReader, Key, LocalFiles, StorageError, StorageExt};
 
 use super::backups::{self, FindError};
 use super::{validate, Context, RunOptions};
@@ -288,34 +290,17 @@ impl Restore<'_> {
             let refs = parse_ref_lines(&self.read_small(&step.ref_path).await?)
                 .map_err(|error| RestoreError::Backup(format!("{}: {error}", step.ref_path)))?;
             if !refs.is_empty() && !step.bundle_path.is_empty() {
-                let mut reader =
-                    BufReader::with_capacity(PACK_BUFFER, self.open(&step.bundle_path).await?);
-                let header = read_bundle_header(&mut reader, &step.bundle_path).await?;
-                if header.object_format != object_format {
-                    return Err(RestoreError::Backup(format!(
-                        "{} is a {} bundle but the manifest says {object_format}",
-                        step.bundle_path, header.object_format
-                    )));
-                }
-                let prerequisites: Vec<&str> =
-                    header.prerequisites.iter().map(String::as_str).collect();
-                let missing = git.missing_objects(repository, &prerequisites).await?;
-                if let Some(first) = missing.first() {
-                    return Err(RestoreError::Backup(format!(
-                        "{} needs commit {first}, which no earlier step provides",
-                        step.bundle_path
-                    )));
-                }
-                let self_contained = prerequisites.is_empty();
-                all_self_contained &= self_contained;
-                let in_bundle =
-                    |error: String| RestoreError::Backup(format!("{}: {error}", step.bundle_path));
-                git.index_pack(repository, &mut reader, self_contained)
-                    .await
-                    .map_err(|e| in_bundle(e.to_string()))?;
-                drain(&mut reader)
-                    .await
-                    .map_err(|error| in_bundle(error.to_string()))?;
+                let header = match self.ctx.storage.local_files() {
+                    Some(files) => {
+                        self.index_bundle_file(&files, repository, &step.bundle_path, object_format)
+                            .await?
+                    }
+                    None => {
+                        self.index_bundle_stream(repository, &step.bundle_path, object_format)
+                            .await?
+                    }
+                };
+                all_self_contained &= header.prerequisites.is_empty();
                 bundle_refs = header.refs;
             }
             last_refs = refs;
@@ -327,6 +312,122 @@ impl Restore<'_> {
             git.check_connectivity(repository).await?;
         }
         Ok(final_refs)
+    }
+
+    /// Checks a bundle's header against the manifest and the repository
+    /// built so far.
+    async fn check_header(
+        &self,
+        repository: &Path,
+        path: &str,
+        header: &BundleHeader,
+        object_format: ObjectFormat,
+    ) -> Result<(), RestoreError> {
+        if header.object_format != object_format {
+            return Err(RestoreError::Backup(format!(
+                "{path} is a {} bundle but the manifest says {object_format}",
+                header.object_format
+            )));
+        }
+        let prerequisites: Vec<&str> = header.prerequisites.iter().map(String::as_str).collect();
+        let missing = self
+            .ctx
+            .git
+            .missing_objects(repository, &prerequisites)
+            .await?;
+        if let Some(first) = missing.first() {
+            return Err(RestoreError::Backup(format!(
+                "{path} needs commit {first}, which no earlier step provides"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Object storage: the bundle streams through a verifying reader into
+    /// `git index-pack`.
+    async fn index_bundle_stream(
+        &self,
+        repository: &Path,
+        path: &str,
+        object_format: ObjectFormat,
+    ) -> Result<BundleHeader, RestoreError> {
+        let mut reader = BufReader::with_capacity(PACK_BUFFER, self.open(path).await?);
+        let header = read_bundle_header(&mut reader, path).await?;
+        self.check_header(repository, path, &header, object_format)
+            .await?;
+        let in_bundle = |error: String| RestoreError::Backup(format!("{path}: {error}"));
+        let self_contained = header.prerequisites.is_empty();
+        self.ctx
+            .git
+            .index_pack(repository, &mut reader, self_contained)
+            .await
+            .map_err(|e| in_bundle(e.to_string()))?;
+        drain(&mut reader)
+            .await
+            .map_err(|error| in_bundle(error.to_string()))?;
+        Ok(header)
+    }
+
+    /// Local storage: `git index-pack` reads the bundle file itself from
+    /// the pack's first byte, while a blocking task checks the whole file's
+    /// digest; a mismatch wins over whatever git made of the pack.
+    async fn index_bundle_file(
+        &self,
+        files: &LocalFiles,
+        repository: &Path,
+        path: &str,
+        object_format: ObjectFormat,
+    ) -> Result<BundleHeader, RestoreError> {
+        let key = Key::new(path.to_owned())?;
+        let (owned_files, owned_key) = (files.clone(), key.clone());
+        let file = tokio::task::spawn_blocking(move || owned_files.open(&owned_key))
+            .await
+            .map_err(|error| RestoreError::Backup(error.to_string()))??;
+        let io_error = |error: std::io::Error| RestoreError::Backup(format!("{path}: {error}"));
+        let (counted, consumed) = DigestReader::new(tokio::fs::File::from_std(
+            file.try_clone().map_err(io_error)?,
+        ));
+        let mut reader = BufReader::with_capacity(64 << 10, counted);
+        let header = read_bundle_header(&mut reader, path).await?;
+        let pack_start = consumed.finish().size - reader.buffer().len() as u64;
+        drop(reader);
+        self.check_header(repository, path, &header, object_format)
+            .await?;
+        let verify = self.manifest.digest(path).map(|digest| BodyDigest {
+            size: digest.size,
+            sha256: digest.sha256.clone(),
+        });
+        let hashed = file.try_clone().map_err(io_error)?;
+        let hashing = tokio::task::spawn_blocking(move || match verify {
+            Some(expected) => digest_file(&hashed, || true, |_, _| {}).map(|d| Some((expected, d))),
+            None => Ok(None),
+        });
+        let size = file.metadata().map_err(io_error)?.len();
+        let indexed = if size > pack_start {
+            let mut pack = file;
+            std::io::Seek::seek(&mut pack, std::io::SeekFrom::Start(pack_start))
+                .map_err(io_error)?;
+            let self_contained = header.prerequisites.is_empty();
+            self.ctx
+                .git
+                .index_pack_file(repository, pack, self_contained)
+                .await
+        } else {
+            Ok(())
+        };
+        let checked = hashing
+            .await
+            .map_err(|error| RestoreError::Backup(error.to_string()))?
+            .map_err(io_error)?;
+        if let Some((expected, actual)) = checked {
+            if expected != actual {
+                return Err(RestoreError::Backup(
+                    digest::mismatch(path, &expected, &actual).to_string(),
+                ));
+            }
+        }
+        indexed.map_err(|error| RestoreError::Backup(format!("{path}: {error}")))?;
+        Ok(header)
     }
 
     /// The refs file is the truth. A ref whose object is missing (gitaly

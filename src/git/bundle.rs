@@ -34,22 +34,42 @@ pub fn full_bundle_header(format: ObjectFormat, refs: &RefsSnapshot) -> Vec<u8> 
 }
 
 impl Git {
+    fn pack_objects_args(&self) -> [String; 8] {
+        [
+            "-c".into(),
+            format!("pack.threads={}", self.pack_threads()),
+            "pack-objects".into(),
+            "--stdout".into(),
+            "--thin".into(),
+            "--delta-base-offset".into(),
+            "--revs".into(),
+            "-q".into(),
+        ]
+    }
+
     /// Streams a pack of everything reachable from `tips` (objects from
     /// alternates included, so the bundle stands alone).
     pub fn pack_objects(&self, repository: &Path, tips: &[&str]) -> Result<GitReader, GitError> {
-        let threads = format!("pack.threads={}", self.pack_threads());
-        let args = [
-            "-c",
-            threads.as_str(),
-            "pack-objects",
-            "--stdout",
-            "--thin",
-            "--delta-base-offset",
-            "--revs",
-            "-q",
-        ];
-        let (child, feeder) = self.spawn_with_input(repository, &args, super::lines(tips))?;
+        let args = self.pack_objects_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (child, feeder) =
+            self.spawn_with_input(repository, &args, super::lines(tips), Stdio::piped())?;
         GitReader::new(child, "pack-objects".into(), Some(feeder))
+    }
+
+    /// Writes the same pack straight into `out` at its current offset, with
+    /// no pipe in between; returns when git has exited.
+    pub async fn pack_objects_into(
+        &self,
+        repository: &Path,
+        tips: &[&str],
+        out: std::fs::File,
+    ) -> Result<(), GitError> {
+        let args = self.pack_objects_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.run_with_input(repository, &args, super::lines(tips), Stdio::from(out))
+            .await
+            .map(drop)
     }
 }
 
@@ -160,40 +180,21 @@ impl Git {
         pack: &mut R,
         self_contained: bool,
     ) -> Result<bool, GitError> {
-        let io_error = |source| GitError::Io {
-            command: "index-pack".into(),
-            source,
-        };
-        if pack.fill_buf().await.map_err(io_error)?.is_empty() {
+        if pack.fill_buf().await.map_err(index_pack_io)?.is_empty() {
             return Ok(false);
         }
-        // No pack.threads cap here: resolving deltas is where a restore
-        // spends its CPU, and git sizes index-pack's threads to the machine.
-        let mut args = vec!["index-pack", "--stdin", "--fix-thin"];
-        if self_contained {
-            args.push("--check-self-contained-and-connected");
-        }
-        let mut command = self.command(repository, &args);
-        command.stdin(Stdio::piped()).stdout(Stdio::null());
-        let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
+        let mut child = self.spawn_index_pack(repository, self_contained, Stdio::piped())?;
         let mut stdin = child
             .stdin
             .take()
             .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
         // As for bundles going out: large pipe, few wake-ups (best effort).
         let _ = rustix::pipe::fcntl_setpipe_size(&stdin, super::PIPE_SIZE);
-        let stderr = child.stderr.take();
-        let stderr_task = tokio::spawn(async move {
-            let mut bytes = Vec::new();
-            if let Some(mut stderr) = stderr {
-                let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut bytes).await;
-            }
-            bytes
-        });
+        let stderr = collect_stderr(&mut child);
         let copied = tokio::io::copy_buf(pack, &mut stdin).await;
         drop(stdin);
-        let status = child.wait().await.map_err(io_error)?;
-        let stderr = stderr_task.await.unwrap_or_default();
+        let status = child.wait().await.map_err(index_pack_io)?;
+        let stderr = stderr.await.unwrap_or_default();
         // A read error from storage (a corrupt or truncated body) wins over
         // git's complaint about the pack it caused.
         match copied {
@@ -202,15 +203,70 @@ impl Git {
             }
             _ => {}
         }
-        if !status.success() {
-            return Err(GitError::Failed {
-                command: "index-pack".into(),
-                status,
-                stderr_tail: super::stderr_tail(&stderr),
-            });
-        }
+        index_pack_status(status, &stderr)?;
         Ok(true)
     }
+
+    /// Indexes a pack that git reads itself from `pack`, a local bundle
+    /// file positioned at the pack's first byte: no copy through gitbak.
+    pub async fn index_pack_file(
+        &self,
+        repository: &Path,
+        pack: std::fs::File,
+        self_contained: bool,
+    ) -> Result<(), GitError> {
+        let mut child = self.spawn_index_pack(repository, self_contained, Stdio::from(pack))?;
+        let stderr = collect_stderr(&mut child);
+        let status = child.wait().await.map_err(index_pack_io)?;
+        index_pack_status(status, &stderr.await.unwrap_or_default())
+    }
+
+    fn spawn_index_pack(
+        &self,
+        repository: &Path,
+        self_contained: bool,
+        stdin: Stdio,
+    ) -> Result<tokio::process::Child, GitError> {
+        // No pack.threads cap here: resolving deltas is where a restore
+        // spends its CPU, and git sizes index-pack's threads to the machine.
+        let mut args = vec!["index-pack", "--stdin", "--fix-thin"];
+        if self_contained {
+            args.push("--check-self-contained-and-connected");
+        }
+        let mut command = self.command(repository, &args);
+        command.stdin(stdin).stdout(Stdio::null());
+        command.spawn().map_err(|source| self.spawn_error(source))
+    }
+}
+
+fn index_pack_io(source: std::io::Error) -> GitError {
+    GitError::Io {
+        command: "index-pack".into(),
+        source,
+    }
+}
+
+fn index_pack_status(status: std::process::ExitStatus, stderr: &[u8]) -> Result<(), GitError> {
+    if status.success() {
+        return Ok(());
+    }
+    Err(GitError::Failed {
+        command: "index-pack".into(),
+        status,
+        stderr_tail: super::stderr_tail(stderr),
+    })
+}
+
+/// Reads a child's stderr to the end in a task, so git never blocks on it.
+fn collect_stderr(child: &mut tokio::process::Child) -> tokio::task::JoinHandle<Vec<u8>> {
+    let stderr = child.stderr.take();
+    tokio::spawn(async move {
+        let mut bytes = Vec::new();
+        if let Some(mut stderr) = stderr {
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut bytes).await;
+        }
+        bytes
+    })
 }
 
 /// Reads until end of stream, for a consumer that must see the whole body

@@ -176,9 +176,10 @@ impl Git {
         repository: &Path,
         args: &[&str],
         input: Vec<u8>,
+        stdout: Stdio,
     ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<()>), GitError> {
         let mut command = self.command(repository, args);
-        command.stdin(Stdio::piped());
+        command.stdin(Stdio::piped()).stdout(stdout);
         let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
         let mut stdin = child
             .stdin
@@ -190,6 +191,34 @@ impl Git {
             let _ = tokio::io::AsyncWriteExt::shutdown(&mut stdin).await;
         });
         Ok((child, feeder))
+    }
+
+    /// Runs a git command with `input` on stdin and `stdout` where its
+    /// output goes, and returns that output when it was piped.
+    pub(crate) async fn run_with_input(
+        &self,
+        repository: &Path,
+        args: &[&str],
+        input: Vec<u8>,
+        stdout: Stdio,
+    ) -> Result<Vec<u8>, GitError> {
+        let (child, feeder) = self.spawn_with_input(repository, args, input, stdout)?;
+        let output = child
+            .wait_with_output()
+            .await
+            .map_err(|source| GitError::Io {
+                command: describe(args),
+                source,
+            })?;
+        let _ = feeder.await;
+        if !output.status.success() {
+            return Err(GitError::Failed {
+                command: describe(args),
+                status: output.status,
+                stderr_tail: stderr_tail(&output.stderr),
+            });
+        }
+        Ok(output.stdout)
     }
 
     fn spawn_error(&self, source: std::io::Error) -> GitError {
@@ -271,14 +300,16 @@ pub(crate) fn lines<S: AsRef<str>>(items: &[S]) -> Vec<u8> {
     input
 }
 
-/// The subcommand and its first plain argument, for messages.
+/// The subcommand, for messages: the first argument after any `-c X`.
 fn describe(args: &[&str]) -> String {
-    args.iter()
-        .take_while(|arg| !arg.starts_with('-'))
-        .take(1)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut rest = args;
+    while let ["-c", _, tail @ ..] = rest {
+        rest = tail;
+    }
+    rest.first()
+        .filter(|arg| !arg.starts_with('-'))
+        .map(|arg| (*arg).to_owned())
+        .unwrap_or_default()
 }
 
 /// Git's last non-empty stderr line: the one that says what went wrong.
@@ -304,5 +335,9 @@ mod tests {
         );
         assert_eq!(stderr_tail(b""), "no error message");
         assert_eq!(describe(&["show-ref", "--head"]), "show-ref");
+        assert_eq!(
+            describe(&["-c", "pack.threads=1", "pack-objects", "--revs"]),
+            "pack-objects"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! it into place only after every check here passed.
 
 use std::path::Path;
+use std::process::Stdio;
 
 use super::refs::RefLine;
 use super::{Git, GitError, ObjectFormat, RefFormat};
@@ -101,9 +102,14 @@ impl Git {
                         format!("update {} {}\n", line.name, line.object_id).as_bytes(),
                     );
                 }
-                self.run_with_input(repository, &["update-ref", "--stdin"], input)
-                    .await
-                    .map(drop)
+                self.run_with_input(
+                    repository,
+                    &["update-ref", "--stdin"],
+                    input,
+                    Stdio::piped(),
+                )
+                .await
+                .map(drop)
             }
         }
     }
@@ -141,12 +147,16 @@ impl Git {
         repository: &Path,
         object_ids: &[&str],
     ) -> Result<Vec<String>, GitError> {
+        if object_ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let input = super::lines(object_ids);
         let output = self
             .run_with_input(
                 repository,
                 &["cat-file", "--batch-check=%(objectname)"],
                 input,
+                Stdio::piped(),
             )
             .await?;
         Ok(String::from_utf8_lossy(&output)
@@ -170,31 +180,6 @@ impl Git {
         )
         .await
         .map(drop)
-    }
-
-    async fn run_with_input(
-        &self,
-        repository: &Path,
-        args: &[&str],
-        input: Vec<u8>,
-    ) -> Result<Vec<u8>, GitError> {
-        let (child, feeder) = self.spawn_with_input(repository, args, input)?;
-        let output = child
-            .wait_with_output()
-            .await
-            .map_err(|source| GitError::Io {
-                command: args[0].to_owned(),
-                source,
-            })?;
-        let _ = feeder.await;
-        if !output.status.success() {
-            return Err(GitError::Failed {
-                command: args[0].to_owned(),
-                status: output.status,
-                stderr_tail: super::stderr_tail(&output.stderr),
-            });
-        }
-        Ok(output.stdout)
     }
 }
 

@@ -124,15 +124,12 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
             Poll::Ready(Ok(())) => {
                 let fresh = &buf.filled()[before..];
                 if fresh.is_empty() && buf.remaining() > 0 {
-                    let actual = hex::encode(this.hasher.clone().finalize());
-                    if this.size != this.expected.size || actual != this.expected.sha256 {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            format!(
-                                "{} is corrupt or truncated: expected {} bytes with SHA-256 {}, read {} bytes with SHA-256 {}",
-                                this.name, this.expected.size, this.expected.sha256, this.size, actual
-                            ),
-                        )));
+                    let actual = BodyDigest {
+                        size: this.size,
+                        sha256: hex::encode(this.hasher.clone().finalize()),
+                    };
+                    if actual != this.expected {
+                        return Poll::Ready(Err(mismatch(&this.name, &this.expected, &actual)));
                     }
                 } else {
                     this.hasher.update(fresh);
@@ -143,6 +140,58 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
             other => other,
         }
     }
+}
+
+/// Read size for hashing a local file: under glibc's 1 MiB mmap threshold,
+/// so it comes from the heap and costs no map and unmap per file.
+const FILE_CHUNK: usize = 512 << 10;
+
+/// Size and SHA-256 of a local file that another process may still be
+/// writing. Positioned reads leave the descriptor's offset alone (git may be
+/// appending through a duplicate). At the end of the data it waits for more
+/// until `finished()`, checked before each read, says the writer is done;
+/// each hashed range is reported to `hashed(offset, len)`. Blocks.
+pub fn digest_file(
+    file: &std::fs::File,
+    finished: impl Fn() -> bool,
+    mut hashed: impl FnMut(u64, u64),
+) -> io::Result<BodyDigest> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; FILE_CHUNK];
+    let mut offset = 0u64;
+    loop {
+        let writer_done = finished();
+        let read = match file.read_at(&mut buffer, offset) {
+            Ok(read) => read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => return Err(error),
+        };
+        if read > 0 {
+            hasher.update(&buffer[..read]);
+            hashed(offset, read as u64);
+            offset += read as u64;
+        } else if writer_done {
+            break;
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    Ok(BodyDigest {
+        size: offset,
+        sha256: hex::encode(hasher.finalize()),
+    })
+}
+
+/// The error for a body whose digest is not the recorded one.
+pub fn mismatch(name: &str, expected: &BodyDigest, actual: &BodyDigest) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "{name} is corrupt or truncated: expected {} bytes with SHA-256 {}, read {} bytes with SHA-256 {}",
+            expected.size, expected.sha256, actual.size, actual.sha256
+        ),
+    )
 }
 
 #[cfg(test)]
@@ -187,5 +236,42 @@ mod tests {
             error.to_string().contains("001.bundle is corrupt"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn file_digest_follows_a_growing_file() {
+        use std::io::Write;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("grows");
+        let mut writer = std::fs::File::create(&path).unwrap();
+        let reader = std::fs::File::open(&path).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let follower = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let mut ranges = Vec::new();
+                let digest = digest_file(
+                    &reader,
+                    || done.load(Ordering::Acquire),
+                    |offset, len| ranges.push((offset, len)),
+                )
+                .unwrap();
+                (digest, ranges)
+            })
+        };
+        let mut all = Vec::new();
+        for round in 0..20u8 {
+            let chunk = vec![round; 100_000];
+            writer.write_all(&chunk).unwrap();
+            all.extend_from_slice(&chunk);
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        done.store(true, Ordering::Release);
+        let (digest, ranges) = follower.join().unwrap();
+        assert_eq!(digest, digest_of(&all));
+        let covered: u64 = ranges.iter().map(|(_, len)| len).sum();
+        assert_eq!(covered, all.len() as u64);
+        assert!(ranges.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0));
     }
 }

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-pub use fs::FsStorage;
+pub use fs::{start_write_back, FsStorage, LocalFiles, PendingFile, WRITE_BACK_EVERY};
 pub use location::Location;
 pub use memory::MemoryStorage;
 
@@ -136,6 +136,13 @@ pub trait Storage: fmt::Display + Send + Sync {
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StorageError>;
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError>;
     async fn delete(&self, key: &Key) -> Result<(), StorageError>;
+
+    /// The objects as files in a local directory, where they are (the
+    /// filesystem backend): git then reads and writes bundles directly.
+    /// Keys and guarantees are the same as through the methods above.
+    fn local_files(&self) -> Option<LocalFiles> {
+        None
+    }
 }
 
 /// Conveniences over any `Storage`.

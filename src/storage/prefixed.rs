@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, WriteMode};
+use super::{ByteReader, Key, LocalFiles, ObjectMeta, Storage, StorageError, WriteMode};
 
 pub struct Prefixed {
     inner: Arc<dyn Storage>,
@@ -66,6 +66,12 @@ impl Storage for Prefixed {
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {
         self.inner.delete(&self.full(key)?).await
+    }
+
+    /// A prefix that is a directory keeps local files local; any other
+    /// (`prefix=backup-`) goes through the streaming methods.
+    fn local_files(&self) -> Option<LocalFiles> {
+        self.inner.local_files()?.under(&self.prefix)
     }
 }
 
