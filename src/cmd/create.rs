@@ -147,16 +147,29 @@ async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
         };
         return write_manifest(ctx, target, &manifest).await;
     }
-    let identity = ctx.git.identity(&target.repository).await?;
     let refs = ctx.git.snapshot_refs(&target.repository).await?;
-    let mut files = Vec::new();
-    if !refs.is_empty() {
-        files.push(upload_bundle(ctx, target, &keys, &identity, &refs).await?);
-    }
-    files.push(put_small(ctx, target, &keys.refs, refs.bytes.clone()).await?);
-    if let Some(digest) = upload_custom_hooks(ctx, target, &keys).await? {
-        files.push(digest);
-    }
+    let identity = ctx
+        .git
+        .identity_with_refs(&target.repository, &refs)
+        .await?;
+    // The three files are independent: the small ones land (and wait for
+    // their fsyncs) while git packs, and only the manifest waits for all.
+    let bundle = async {
+        match refs.is_empty() {
+            true => Ok(None),
+            false => upload_bundle(ctx, target, &keys, &identity, &refs)
+                .await
+                .map(Some),
+        }
+    };
+    let refs_file = put_small(ctx, target, &keys.refs, refs.bytes.clone());
+    let hooks = upload_custom_hooks(ctx, target, &keys);
+    let (bundle, refs_file, hooks) = tokio::try_join!(bundle, refs_file, hooks)?;
+    let files: Vec<FileDigest> = bundle
+        .into_iter()
+        .chain(Some(refs_file))
+        .chain(hooks)
+        .collect();
     let manifest = Manifest {
         empty: refs.is_empty(),
         non_existent: false,

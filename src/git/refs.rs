@@ -116,6 +116,33 @@ pub struct RepositoryIdentity {
 }
 
 impl Git {
+    /// The identity of a repository whose refs were just listed. In the
+    /// common case (files backend, some refs) HEAD's file and the length of
+    /// the object ids say everything, which saves a git process per
+    /// repository; anything unusual asks git.
+    pub async fn identity_with_refs(
+        &self,
+        repository: &Path,
+        refs: &RefsSnapshot,
+    ) -> Result<RepositoryIdentity, GitError> {
+        let head = repository.join("HEAD");
+        let reftable = repository.join("reftable");
+        let read = tokio::task::spawn_blocking(move || {
+            let meta = std::fs::symlink_metadata(&head).ok()?;
+            if !meta.is_file() || meta.len() > 4096 || reftable.exists() {
+                return None;
+            }
+            std::fs::read(&head).ok()
+        })
+        .await
+        .ok()
+        .flatten();
+        if let Some(identity) = read.and_then(|head| identity_from_head_file(&head, refs)) {
+            return Ok(identity);
+        }
+        self.identity(repository).await
+    }
+
     pub async fn identity(&self, repository: &Path) -> Result<RepositoryIdentity, GitError> {
         // One process for the common case; HEAD's branch is named only when
         // it exists, so an unborn HEAD (exit 128) takes the long way.
@@ -179,9 +206,69 @@ impl Git {
     }
 }
 
+/// What a files-backend HEAD (`ref: <target>` or a detached object id)
+/// and the refs' object ids tell; `None` where only git can tell (no refs,
+/// the reftable backend's placeholder HEAD, anything odd).
+fn identity_from_head_file(head: &[u8], refs: &RefsSnapshot) -> Option<RepositoryIdentity> {
+    let object_format = match refs.lines.first()?.object_id.len() {
+        40 => ObjectFormat::Sha1,
+        64 => ObjectFormat::Sha256,
+        _ => return None,
+    };
+    let text = std::str::from_utf8(head).ok()?.strip_suffix('\n')?;
+    let head_reference = match text.strip_prefix("ref: ") {
+        // The reftable backend keeps this stub so older gits refuse the repository.
+        Some("refs/heads/.invalid") => return None,
+        Some(target) if target.starts_with("refs/") && super::repo::is_valid_ref_name(target) => {
+            Some(target.to_owned())
+        }
+        Some(_) => return None,
+        None if is_hex_object_id(text) && text.len() == object_format.hex_len() => None,
+        None => return None,
+    };
+    Some(RepositoryIdentity {
+        object_format,
+        ref_format: RefFormat::Files,
+        head_reference,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identity_from_head_file_or_none() {
+        let sha1 = "a".repeat(40);
+        let refs = RefsSnapshot::parse(format!("{sha1} refs/heads/main\n").into_bytes()).unwrap();
+        let identity = identity_from_head_file(b"ref: refs/heads/main\n", &refs).unwrap();
+        assert_eq!(identity.object_format, ObjectFormat::Sha1);
+        assert_eq!(identity.ref_format, RefFormat::Files);
+        assert_eq!(identity.head_reference.as_deref(), Some("refs/heads/main"));
+        let detached = identity_from_head_file(format!("{sha1}\n").as_bytes(), &refs).unwrap();
+        assert_eq!(detached.head_reference, None);
+        let sha256 = "b".repeat(64);
+        let refs256 =
+            RefsSnapshot::parse(format!("{sha256} refs/heads/main\n").into_bytes()).unwrap();
+        let identity = identity_from_head_file(b"ref: refs/heads/x\n", &refs256).unwrap();
+        assert_eq!(identity.object_format, ObjectFormat::Sha256);
+        let empty = RefsSnapshot::parse(Vec::new()).unwrap();
+        for (head, refs) in [
+            (&b"ref: refs/heads/main\n"[..], &empty),
+            (b"ref: refs/heads/.invalid\n", &refs),
+            (b"ref: HEAD\n", &refs),
+            (b"ref: refs/heads/main", &refs),
+            (b"ref: refs/heads/a..b\n", &refs),
+            (format!("{sha256}\n").as_bytes(), &refs),
+            (b"garbage\n", &refs),
+        ] {
+            assert!(
+                identity_from_head_file(head, refs).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(head)
+            );
+        }
+    }
 
     #[test]
     fn refs_lines_parse_and_reject_garbage() {

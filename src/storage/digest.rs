@@ -142,8 +142,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for VerifyingReader<R> {
     }
 }
 
-/// Read size for hashing a local file: under glibc's 1 MiB mmap threshold,
-/// so it comes from the heap and costs no map and unmap per file.
+/// Read sizes for hashing a local file. Most files are small, so reads start
+/// small (a large zeroed buffer costs more than hashing a small bundle) and
+/// grow once a read fills the buffer; the largest stays under glibc's 1 MiB
+/// mmap threshold.
+const FILE_CHUNK_FIRST: usize = 16 << 10;
 const FILE_CHUNK: usize = 512 << 10;
 
 /// Size and SHA-256 of a local file that another process may still be
@@ -158,7 +161,7 @@ pub fn digest_file(
 ) -> io::Result<BodyDigest> {
     use std::os::unix::fs::FileExt;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; FILE_CHUNK];
+    let mut buffer = vec![0u8; FILE_CHUNK_FIRST];
     let mut offset = 0u64;
     loop {
         let writer_done = finished();
@@ -169,6 +172,9 @@ pub fn digest_file(
         };
         if read > 0 {
             hasher.update(&buffer[..read]);
+            if read == buffer.len() && buffer.len() < FILE_CHUNK {
+                buffer.resize(FILE_CHUNK, 0);
+            }
             hashed(offset, read as u64);
             offset += read as u64;
         } else if writer_done {
