@@ -97,6 +97,18 @@ if [ -z "${GITBAK:-}" ]; then
 	GITBAK=${CARGO_TARGET_DIR:-$source_root/target}/release/gitbak
 fi
 [ -x "$GITBAK" ] || fail "GITBAK=$GITBAK is not executable"
+# The transfer harness (benches/transfer.rs): one object through gitbak's storage layer, no git,
+# for the storage-only download rows. TRANSFER names a built one; else it is built from here.
+if [ -z "${TRANSFER:-}" ]; then
+	progress "cargo build --release --bench transfer"
+	TRANSFER=$(cd "$source_root" && cargo build --release --quiet --bench transfer --message-format=json |
+		python3 -c 'import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "transfer" and message.get("executable"):
+        print(message["executable"])') || fail "cargo build --bench transfer failed"
+fi
+[ -x "$TRANSFER" ] || fail "TRANSFER=$TRANSFER is not executable"
 
 # --- hermetic environment, same for gitbak and the reference clients -------------------------
 unset $(git rev-parse --local-env-vars) GIT_CEILING_DIRECTORIES GITBAK_GITALY_CONFIG GITBAK_GIT
@@ -140,6 +152,8 @@ results=$scratch/results.tsv
 : >"$results"
 # A private copy, so a concurrent `cargo build` cannot swap the binary halfway through the runs.
 cp "$GITBAK" "$scratch/gitbak"
+cp "$TRANSFER" "$scratch/transfer"
+TRANSFER=$scratch/transfer
 gitbak_source=$GITBAK
 GITBAK=$scratch/gitbak
 read -r -a gitbak_env <<<"${GITBAK_ENV:-}"
@@ -276,7 +290,13 @@ py_client() { "$venv/bin/python" "$scratch/client.py" "$@"; }
 # AWS CLI configs: uploads with the CLI's defaults (8 MiB parts, 10 requests in flight); downloads
 # as one streamed GET, like gitbak's restore (by default the CLI fetches 8 MiB ranges, each of
 # which moto serves from the whole object: ~140 s for 1 GiB).
-printf '[default]\nregion = us-east-1\n' >"$scratch/aws-upload.cfg"
+# The reference uploads with the checksum policy gitbak applies to a custom endpoint (Gitaly's
+# rule: only when required). Left at the CLI's default (CRC32 on every part) it would take a
+# different path through moto than gitbak's default: without part checksums moto copies the
+# whole object once more and computes a full-object CRC64 at completion. The "CRC32 on both
+# sides" row compares the two with checksums on.
+printf '[default]\nregion = us-east-1\nrequest_checksum_calculation = when_required\n' >"$scratch/aws-upload.cfg"
+printf '[default]\nregion = us-east-1\n' >"$scratch/aws-crc32.cfg"
 printf '[default]\nregion = us-east-1\ns3 =\n    multipart_threshold = 64GB\n' >"$scratch/aws-download.cfg"
 printf '[default]\nregion = us-east-1\ns3 =\n    multipart_chunksize = 16MB\n    max_concurrent_requests = 4\n' >"$scratch/aws-16x4.cfg"
 aws_cli() {
@@ -312,11 +332,12 @@ s3_start() {
 }
 s3_mkbucket() { aws_cli "$scratch/aws-upload.cfg" s3 mb "s3://$1" >/dev/null; }
 s3_rmbucket() { aws_cli "$scratch/aws-upload.cfg" s3 rb --force "s3://$1" >/dev/null; }
-s3_url() { echo "s3://$1?endpoint=$s3_endpoint&use_path_style=true&region=us-east-1"; }
+s3_url() { echo "s3://$1?endpoint=$s3_endpoint&use_path_style=true&region=us-east-1${s3_url_extra:-}"; }
 s3_ref_up() { aws_cli "${aws_upload_config:-$scratch/aws-upload.cfg}" s3 cp --only-show-errors - "s3://$1/$2"; }
 s3_ref_down() { aws_cli "$scratch/aws-download.cfg" s3 cp --only-show-errors "s3://$1/$2" - >/dev/null; }
 s3_stop() { stop_emulator "$s3_pid"; }
-s3_reference_up="cat | aws s3 cp - s3://B/K (CLI defaults: 8 MiB parts, 10 in flight)"
+s3_reference_up="cat | aws s3 cp - s3://B/K (8 MiB parts, 10 in flight; checksums when required, as gitbak)"
+s3_reference_crc32="cat | aws s3 cp - s3://B/K (CLI defaults: CRC32 on every part)"
 s3_reference_down="aws s3 cp s3://B/K - (one GET) > /dev/null"
 
 azure_start() {
@@ -478,7 +499,7 @@ git_share() {
 bench_backend() {
 	local backend=$1 target=$2 i url restored replay=0
 	local -a create_us=() create_kib=() replay_us=() replay_kib=() ref_up_us=()
-	local -a restore_us=() restore_kib=() ref_down_us=()
+	local -a restore_us=() restore_kib=() ref_down_us=() read_us=()
 	[[ " $REPLAY_BACKENDS " == *" $backend "* ]] && replay=1
 	local up_label down_label
 	up_label=${backend}_reference_up
@@ -524,6 +545,7 @@ bench_backend() {
 		fi
 		rm -rf "$restored"
 		timed ref_down_us "${backend}_ref_down" run1 "$bundle_key"
+		timed read_us "$TRANSFER" get "$("${backend}_url" run1)" "$bundle_key" >"$scratch/$backend-read-$i.log"
 	done
 
 	record_time "$backend" upload "gitbak create" "$(joined "${create_us[@]}")" \
@@ -534,10 +556,15 @@ bench_backend() {
 	fi
 	record_time "$backend" download "gitbak restore" "$(joined "${restore_us[@]}")" \
 		"${!down_label}" "$(joined "${ref_down_us[@]}")" -
+	record_time "$backend" "download, no git" "transfer get (gitbak's storage read + SHA-256, no git)" \
+		"$(joined "${read_us[@]}")" "${!down_label}" "$(joined "${ref_down_us[@]}")" "$target"
 	record_rss "$backend" create "$(joined "${create_kib[@]}")" "$rss_target"
 	((replay)) && record_rss "$backend" "create, pack replayed" "$(joined "${replay_kib[@]}")" "$rss_target"
 	record_rss "$backend" restore "$(joined "${restore_kib[@]}")" "$rss_target"
 
+	if [ "$backend" = s3 ]; then
+		crc32_rows
+	fi
 	if [[ " $SWEEP " == *" $backend "* ]]; then
 		# A fresh emulator: the in-memory ones keep deleted objects' memory for a while.
 		"${backend}_stop"
@@ -546,6 +573,29 @@ bench_backend() {
 		sweep "$backend"
 	fi
 	"${backend}_stop"
+}
+
+# crc32_rows: S3 uploads with CRC32 part checksums on both sides (gitbak's
+# request_checksum_calculation=when_supported, the CLI's default), informational.
+crc32_rows() {
+	local -a ours_us=() ours_kib=() theirs_us=()
+	local i
+	for ((i = 1; i <= RUNS; i++)); do
+		progress "s3: upload with CRC32 checksums, run $i/$RUNS"
+		s3_mkbucket "crc$i"
+		warm "$repo"
+		measure ours_us ours_kib "$jobs" "$scratch/s3-crc32-$i.log" "${gitbak[@]}" create \
+			--path "$(s3_url_extra="&request_checksum_calculation=when_supported" s3_url "crc$i")" \
+			--storage "default=$large_root" --id bench "${tuning_flags[@]}"
+		s3_rmbucket "crc$i"
+		warm "$seed_bundle"
+		aws_upload_config=$scratch/aws-crc32.cfg timed theirs_us s3_ref_up ref "crc-$i.bundle" <"$seed_bundle"
+		s3_rmbucket ref
+		s3_mkbucket ref
+	done
+	record_time s3 "upload, CRC32 both" "gitbak create, request_checksum_calculation=when_supported" \
+		"$(joined "${ours_us[@]}")" "$s3_reference_crc32" "$(joined "${theirs_us[@]}")" -
+	record_rss s3 "create, CRC32" "$(joined "${ours_kib[@]}")" "$rss_target"
 }
 
 # sweep BACKEND: one replayed upload per CONCURRENCYxPART variant, time and peak RSS; for S3 also

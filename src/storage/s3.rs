@@ -54,6 +54,9 @@ pub struct S3Storage {
     tuning: Tuning,
     /// Request checksums are on: parts carry CRC32s, which the completion lists.
     part_checksums: bool,
+    /// Requests go over TLS, so parts need no payload signature (as the AWS
+    /// CLI and Go SDK decide).
+    over_tls: bool,
     server_side_encryption: Option<ServerSideEncryption>,
     kms_key_id: Option<String>,
 }
@@ -116,6 +119,7 @@ pub async fn open(location: &S3Location, tuning: Tuning) -> Result<Arc<dyn Stora
         bucket: location.bucket.clone(),
         tuning,
         part_checksums: request_checksums == ChecksumWhen::WhenSupported,
+        over_tls: over_tls(location),
         server_side_encryption: location
             .server_side_encryption
             .as_deref()
@@ -153,6 +157,14 @@ fn request_checksums(location: &S3Location, tuning: Tuning) -> ChecksumWhen {
 }
 
 /// `disable_https` decides the scheme of an endpoint given without one.
+/// Whether requests go over TLS: AWS itself, or an `https` endpoint.
+fn over_tls(location: &S3Location) -> bool {
+    match &location.endpoint {
+        Some(endpoint) => endpoint_url(endpoint, location.disable_https).starts_with("https://"),
+        None => !location.disable_https,
+    }
+}
+
 fn endpoint_url(endpoint: &str, disable_https: bool) -> String {
     if endpoint.contains("://") {
         endpoint.to_owned()
@@ -293,6 +305,21 @@ impl Storage for S3Storage {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parts_are_unsigned_only_over_tls() {
+        let at = |endpoint: Option<&str>, disable_https| S3Location {
+            endpoint: endpoint.map(str::to_owned),
+            disable_https,
+            ..S3Location::default()
+        };
+        assert!(over_tls(&at(None, false)));
+        assert!(!over_tls(&at(None, true)));
+        assert!(over_tls(&at(Some("https://minio:9000"), false)));
+        assert!(over_tls(&at(Some("minio:9000"), false)));
+        assert!(!over_tls(&at(Some("minio:9000"), true)));
+        assert!(!over_tls(&at(Some("http://127.0.0.1:9000"), false)));
+    }
 
     #[test]
     fn checksums_follow_gitaly_and_immutable() {
