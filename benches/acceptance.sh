@@ -115,6 +115,25 @@ peak_rss() {
 	echo "$peak"
 }
 
+# children_cpu_us VAR: sets VAR to the user + system CPU (us) of every child this shell has
+# reaped so far (`times`; a child's figure includes the git processes it waited for). Not in a
+# command substitution: a subshell would report its own children.
+children_cpu_us() {
+	local -n children_cpu_into=$1
+	local shell_user shell_sys user sys minutes
+	times >"$scratch/times"
+	{
+		read -r shell_user shell_sys
+		read -r user sys
+	} <"$scratch/times"
+	children_cpu_into=0
+	for minutes in "$user" "$sys"; do # XmY.YYYs
+		local seconds=${minutes#*m}
+		seconds=${seconds%s}
+		children_cpu_into=$((children_cpu_into + ${minutes%%m*} * 60000000 + 10#${seconds/./} * 1000))
+	done
+}
+
 # record_timing LABEL BASELINE TARGET GITBAK_US BASELINE_US: one row of the figures table.
 record_timing() {
 	printf 'time\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$results"
@@ -280,7 +299,8 @@ bench_small() {
 	local name="${SMALL_REPOS} small repos" dir=$scratch/small i kib
 	local -a storages=(--storage "default=$small_root/default" --storage "second=$small_root/second")
 	local -a restored=(--storage "default=$dir/restored/default" --storage "second=$dir/restored/second")
-	local -a gitbak_create=() git_bundle=() gitbak_restore=() git_clone=()
+	local -a gitbak_create=() git_bundle=() gitbak_restore=() git_clone=() gitbak_cpu=() git_cpu=()
+	local cpu_before cpu_after
 	mkdir -p "$dir"
 
 	progress "$name: untimed create (peak RSS) and bundles"
@@ -301,15 +321,23 @@ bench_small() {
 	for ((i = 1; i <= RUNS; i++)); do
 		progress "$name: create run $i/$RUNS"
 		warm "$small_root/default" "$small_root/second"
+		children_cpu_us cpu_before
 		timed gitbak_create "$GITBAK" create --path "$dir/backup-$i" "${storages[@]}" --id "bench$i" \
 			<"$small_jobs" >"$dir/create.log"
+		children_cpu_us cpu_after
+		gitbak_cpu+=($((cpu_after - cpu_before)))
 		rm -rf "$dir/backup-$i"
 		warm "$small_root/default" "$small_root/second"
+		children_cpu_us cpu_before
 		timed git_bundle bundle_each "$dir/run-bundles"
+		children_cpu_us cpu_after
+		git_cpu+=($((cpu_after - cpu_before)))
 		rm -rf "$dir/run-bundles"
 	done
 	record_timing "$name: create" "sequential git bundle create loop" 0.5 \
 		"$(joined "${gitbak_create[@]}")" "$(joined "${git_bundle[@]}")"
+	printf 'cpu\t%s\t%s\t%s\t%s\t%s\n' "$name: create" "$SMALL_REPOS" "$(joined "${gitbak_cpu[@]}")" \
+		"$(joined "${git_cpu[@]}")" "$(joined "${git_bundle[@]}")" >>"$results"
 
 	for ((i = 1; i <= RUNS; i++)); do
 		progress "$name: restore run $i/$RUNS"
@@ -345,10 +373,10 @@ echo
 python3 - "$results" <<'EOF'
 import statistics, sys
 
-timings, rss = [], []
+timings, rss, cpus = [], [], []
 for line in open(sys.argv[1]):
     fields = line.rstrip("\n").split("\t")
-    (timings if fields[0] == "time" else rss).append(fields[1:])
+    {"time": timings, "rss": rss, "cpu": cpus}[fields[0]].append(fields[1:])
 
 def seconds(text):
     return [int(us) / 1e6 for us in text.split(",") if us]
@@ -371,6 +399,20 @@ for label, baseline, target, ours, theirs in timings:
         verdicts.append((label, f"time ratio {ratio:.2f} (target {shown})", result))
     ratio_text = f"{ratio:6.2f}" if ratio is not None else f"{'-':>6}"
     print(f"{label:<28} {spread(ours)}   {spread(theirs)}  {ratio_text}  {shown:>6}  {result:<6}  {baseline or '-'}")
+
+if cpus:
+    # What no scheduling can beat: gitbak's CPU time spread over every CPU, against the loop's wall.
+    import os
+    ncpu = os.cpu_count() or 1
+    print()
+    print("CPU time (user + system, git children included; median of the timed runs)")
+    print(f"{'figure':<28} {'gitbak ms/repo':>14}  {'loop ms/repo':>12}  floor ratio on {ncpu} CPUs")
+    for label, repos, ours, theirs, loop_wall in cpus:
+        repos = int(repos)
+        ours, theirs, loop_wall = seconds(ours), seconds(theirs), seconds(loop_wall)
+        floor = statistics.median(ours) / ncpu / statistics.median(loop_wall)
+        print(f"{label:<28} {statistics.median(ours) / repos * 1e3:14.2f}  "
+              f"{statistics.median(theirs) / repos * 1e3:12.2f}  {floor:.2f} (gitbak CPU / {ncpu} / loop wall)")
 
 print()
 print("gitbak peak RSS (VmHWM of the gitbak process only, git children excluded)")

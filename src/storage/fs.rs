@@ -426,29 +426,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = FsStorage::new(dir.path().to_path_buf());
         let key = Key::new("x/y").unwrap();
-        let failing = tokio::io::AsyncReadExt::chain(
-            std::io::Cursor::new(b"partial".to_vec()),
-            FailingReader,
-        );
-        let result = storage
-            .put(&key, Box::pin(failing), WriteMode::CreateOnly)
-            .await;
-        assert!(matches!(result, Err(StorageError::Source(_))));
-        assert!(storage.head(&key).await.unwrap().is_none());
-        let left = std::fs::read_dir(dir.path().join("x")).map_or(0, |entries| entries.count());
-        assert_eq!(left, 0, "a failed put left a file behind");
-
-        // Past the small-body size the body streams into a temporary file.
-        let failing = tokio::io::AsyncReadExt::chain(
-            std::io::Cursor::new(vec![7u8; 3 * SMALL_BODY]),
-            FailingReader,
-        );
-        let result = storage
-            .put(&key, Box::pin(failing), WriteMode::CreateOnly)
-            .await;
-        assert!(matches!(result, Err(StorageError::Source(_))));
-        assert!(storage.head(&key).await.unwrap().is_none());
-        assert_eq!(std::fs::read_dir(dir.path().join("x")).unwrap().count(), 0);
+        // A small body fails before any file exists; a larger one streams
+        // into a temporary file first.
+        for before_failing in [7, 3 * SMALL_BODY] {
+            let failing = tokio::io::AsyncReadExt::chain(
+                std::io::Cursor::new(vec![7u8; before_failing]),
+                FailingReader,
+            );
+            let result = storage
+                .put(&key, Box::pin(failing), WriteMode::CreateOnly)
+                .await;
+            assert!(matches!(result, Err(StorageError::Source(_))));
+            assert!(storage.head(&key).await.unwrap().is_none());
+            let left = std::fs::read_dir(dir.path().join("x")).map_or(0, |entries| entries.count());
+            assert_eq!(
+                left, 0,
+                "a failed put of {before_failing} bytes left a file"
+            );
+        }
     }
 
     #[tokio::test]
