@@ -172,18 +172,21 @@ impl Restore<'_> {
             .unwrap_or("repository");
         let temp = TempDir::beside(&parent, name);
         let git = &self.ctx.git;
-        git.init_bare(temp.path(), object_format, ref_format)
+        let head = manifest.head_reference.as_deref();
+        let head_set = git
+            .init_bare(temp.path(), object_format, ref_format, head)
             .await?;
         if !manifest.empty {
             let final_refs = self.apply_steps(temp.path(), object_format).await?;
             git.write_refs(temp.path(), ref_format, &final_refs.refs)
                 .await?;
-            match (&manifest.head_reference, &final_refs.head) {
+            match (head, &final_refs.head) {
+                (Some(_), _) if head_set => {}
                 (Some(head), _) => git.set_head_symbolic(temp.path(), head).await?,
                 (None, Some(detached)) => git.set_head_detached(temp.path(), detached).await?,
                 (None, None) => {}
             }
-        } else if let Some(head) = &manifest.head_reference {
+        } else if let Some(head) = head.filter(|_| !head_set) {
             git.set_head_symbolic(temp.path(), head).await?;
         }
         self.restore_custom_hooks(last, temp.path()).await?;

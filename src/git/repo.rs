@@ -30,23 +30,34 @@ pub fn is_valid_ref_name(name: &str) -> bool {
 }
 
 impl Git {
-    /// `git init --bare` with the given formats and no template (no sample hooks).
+    /// `git init --bare` with the given formats and no template (no sample
+    /// hooks). `head` names a branch for HEAD (`refs/heads/...`) where it
+    /// is one, which saves a `symbolic-ref` afterwards; returns whether it
+    /// was used.
     pub async fn init_bare(
         &self,
         path: &Path,
         object_format: ObjectFormat,
         ref_format: RefFormat,
-    ) -> Result<(), GitError> {
+        head: Option<&str>,
+    ) -> Result<bool, GitError> {
+        let branch = head
+            .filter(|head| is_valid_ref_name(head))
+            .and_then(|head| head.strip_prefix("refs/heads/"));
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "init".into(),
+            "--bare".into(),
+            "--quiet".into(),
+            "--template=".into(),
+            format!("--object-format={object_format}").into(),
+            format!("--ref-format={}", ref_format.name()).into(),
+        ];
+        if let Some(branch) = branch {
+            args.push(format!("--initial-branch={branch}").into());
+        }
+        args.push(path.as_os_str().to_owned());
         let output = self
-            .command_without_repository([
-                "init".as_ref(),
-                "--bare".as_ref(),
-                "--quiet".as_ref(),
-                "--template=".as_ref(),
-                format!("--object-format={object_format}").as_ref(),
-                format!("--ref-format={}", ref_format.name()).as_ref(),
-                path.as_os_str(),
-            ])
+            .command_without_repository(args)
             .output()
             .await
             .map_err(|source| self.spawn_error(source))?;
@@ -57,7 +68,7 @@ impl Git {
                 stderr_tail: super::stderr_tail(&output.stderr),
             });
         }
-        Ok(())
+        Ok(branch.is_some())
     }
 
     /// Writes `refs` (sorted, HEAD excluded) into a fresh repository in one
