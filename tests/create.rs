@@ -453,6 +453,47 @@ fn rerun_refuses_a_leftover_bundle_of_another_repository_state() {
 }
 
 #[test]
+fn a_failed_bundle_leaves_nothing_so_the_same_id_completes_after_a_change() {
+    let env = TestEnv::new();
+    let repo = env.fixture("linear");
+    // A git whose pack-objects dies, as one killed half way would.
+    let wrapper = env.root().join("failing-git");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nfor argument; do\n  if [ \"$argument\" = pack-objects ]; then\n    \
+         echo 'fatal: simulated pack failure' >&2; exit 128\n  fi\ndone\nexec git \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = env
+        .gitbak(["create", "--id", ID, "--git"])
+        .args([wrapper.to_str().unwrap()])
+        .backup_path()
+        .storages_of(&[&repo])
+        .jobs(&[&repo])
+        .run();
+    run.assert_code(1);
+    let error = run.job_error("create", &repo.relative_path);
+    assert!(error.contains("simulated pack failure"), "{error}");
+    // The refs file landed while git packed; the failure took it back.
+    let step_dir = env
+        .backup_file(&repo.step_key(ID, "001.refs"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let left = std::fs::read_dir(&step_dir).map_or(0, |entries| entries.count());
+    assert_eq!(left, 0, "files left in {}", step_dir.display());
+    assert!(!env.backup_file(&repo.manifest_key(ID)).exists());
+
+    env.diverge(&repo.path());
+    env.create(ID, &[&repo]).assert_success();
+    let restored = repo.on_root(env.storage_root("restored"));
+    env.restore(&[&restored], &["--id", ID]).assert_success();
+    RepoState::capture(&env, &repo.path())
+        .assert_same(&RepoState::capture(&env, &restored.path()), "restored");
+}
+
+#[test]
 fn immutable_runs_write_nothing_twice_and_restore_by_listing() {
     let env = TestEnv::new();
     let repo = env.fixture("linear");

@@ -152,8 +152,6 @@ async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
         .git
         .identity_with_refs(&target.repository, &refs)
         .await?;
-    // The three files are independent: the small ones land (and wait for
-    // their fsyncs) while git packs, and only the manifest waits for all.
     let bundle = async {
         match refs.is_empty() {
             true => Ok(None),
@@ -164,11 +162,30 @@ async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
     };
     let refs_file = put_small(ctx, target, &keys.refs, refs.bytes.clone());
     let hooks = upload_custom_hooks(ctx, target, &keys);
-    let (bundle, refs_file, hooks) = tokio::try_join!(bundle, refs_file, hooks)?;
+    let (bundle, refs_file, hooks) = if ctx.immutable {
+        // Write-once storage cannot take a file back: the bundle, the one
+        // that can fail on git, goes first, and the others only after it.
+        let bundle = bundle.await?;
+        (Ok(bundle), refs_file.await, hooks.await)
+    } else {
+        // The small files land (and wait for their fsyncs) while git packs.
+        tokio::join!(bundle, refs_file, hooks)
+    };
+    if bundle.is_err() || refs_file.is_err() || hooks.is_err() {
+        // Take back what this attempt wrote, so that a rerun with the same
+        // id starts clean even if the repository changes before it.
+        let written = [refs_file.as_ref().ok(), hooks.as_ref().ok().and_then(Option::as_ref)];
+        for file in written.into_iter().flatten().filter(|file| file.created) {
+            if let Ok(key) = Key::new(file.digest.path.clone()) {
+                let _ = ctx.storage.delete(&key).await;
+            }
+        }
+    }
+    let (bundle, refs_file, hooks) = (bundle?, refs_file?, hooks?);
     let files: Vec<FileDigest> = bundle
         .into_iter()
-        .chain(Some(refs_file))
-        .chain(hooks)
+        .chain(Some(refs_file.digest))
+        .chain(hooks.map(|hooks| hooks.digest))
         .collect();
     let manifest = Manifest {
         empty: refs.is_empty(),
@@ -368,7 +385,7 @@ async fn upload_custom_hooks(
     ctx: &Context,
     target: &Target,
     keys: &StepKeys,
-) -> Result<Option<FileDigest>, CreateError> {
+) -> Result<Option<Written>, CreateError> {
     let repository = target.repository.clone();
     let archive = tokio::task::spawn_blocking(move || hooks::archive(&repository))
         .await
@@ -381,6 +398,13 @@ async fn upload_custom_hooks(
     }
 }
 
+/// A small file of a step, and whether this attempt created it (rather
+/// than finding it from an interrupted run).
+struct Written {
+    digest: FileDigest,
+    created: bool,
+}
+
 /// Writes a small file create-only; one left by an interrupted run of the
 /// same id is accepted only if its bytes are the same.
 async fn put_small(
@@ -388,14 +412,14 @@ async fn put_small(
     target: &Target,
     key: &Key,
     bytes: Vec<u8>,
-) -> Result<FileDigest, CreateError> {
+) -> Result<Written, CreateError> {
     let digest = digest_of(&bytes);
-    match ctx
+    let created = match ctx
         .storage
         .put_bytes(key, bytes.clone(), WriteMode::CreateOnly)
         .await
     {
-        Ok(_) => {}
+        Ok(_) => true,
         Err(StorageError::AlreadyExists { key }) => {
             let existing = ctx.storage.get_bytes(&Key::new(key.clone())?).await?;
             if existing != bytes {
@@ -404,13 +428,17 @@ async fn put_small(
                     id: target.id.to_string(),
                 });
             }
+            false
         }
         Err(error) => return Err(error.into()),
-    }
-    Ok(FileDigest {
-        path: key.to_string(),
-        size: digest.size,
-        sha256: digest.sha256,
+    };
+    Ok(Written {
+        digest: FileDigest {
+            path: key.to_string(),
+            size: digest.size,
+            sha256: digest.sha256,
+        },
+        created,
     })
 }
 
