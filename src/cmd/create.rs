@@ -174,7 +174,10 @@ async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
     if bundle.is_err() || refs_file.is_err() || hooks.is_err() {
         // Take back what this attempt wrote, so that a rerun with the same
         // id starts clean even if the repository changes before it.
-        let written = [refs_file.as_ref().ok(), hooks.as_ref().ok().and_then(Option::as_ref)];
+        let written = [
+            refs_file.as_ref().ok(),
+            hooks.as_ref().ok().and_then(Option::as_ref),
+        ];
         for file in written.into_iter().flatten().filter(|file| file.created) {
             if let Ok(key) = Key::new(file.digest.path.clone()) {
                 let _ = ctx.storage.delete(&key).await;
