@@ -19,9 +19,7 @@ use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest, Step};
 use crate::layout::{self, BackupId, RelativePath, StepKeys, StorageName};
 use crate::node::hooks;
 use crate::storage::digest::{digest_file, digest_of, BodyDigest, DigestReader};
-use crate::storage::{
-    start_write_back, Key, LocalFiles, StorageError, StorageExt, WriteMode, WRITE_BACK_EVERY,
-};
+use crate::storage::{self, Key, LocalFiles, StorageError, StorageExt, WriteBehind, WriteMode};
 
 use super::{validate, Context, RunOptions};
 
@@ -271,19 +269,12 @@ async fn write_bundle_file(
     header: Vec<u8>,
     refs: &RefsSnapshot,
 ) -> Result<BodyDigest, CreateError> {
-    let io_error = |error: std::io::Error| StorageError::Other {
-        key: key.to_string(),
-        message: error.to_string(),
-    };
+    let io_error = |error| StorageError::from_io(key.as_str(), error);
     let (owned_files, owned_key) = (files.clone(), key.clone());
-    let pending = blocking(move || {
+    let pending = storage::blocking(key, move || {
         let pending = owned_files.create(&owned_key, WriteMode::CreateOnly)?;
-        std::io::Write::write_all(&mut pending.file(), &header).map_err(|error| {
-            StorageError::Other {
-                key: owned_key.to_string(),
-                message: error.to_string(),
-            }
-        })?;
+        std::io::Write::write_all(&mut pending.file(), &header)
+            .map_err(|error| StorageError::from_io(owned_key.as_str(), error))?;
         Ok(pending)
     })
     .await?;
@@ -293,20 +284,11 @@ async fn write_bundle_file(
     let finished = FinishedFlag::default();
     let flag = finished.0.clone();
     let hasher = tokio::task::spawn_blocking(move || {
-        let mut unsynced = 0;
+        let mut write_behind = WriteBehind::default();
         digest_file(
             &reader,
             || flag.load(Ordering::Acquire),
-            |offset, len| {
-                // Whole pages behind the write position only: git may still
-                // be filling the last one, and a page under writeback can
-                // make its next write wait.
-                let end = (offset + len).saturating_sub(WRITE_BACK_LAG) & !(WRITE_BACK_LAG - 1);
-                if end >= unsynced + WRITE_BACK_EVERY {
-                    start_write_back(&reader, unsynced, end - unsynced);
-                    unsynced = end;
-                }
-            },
+            |offset, len| write_behind.advance(&reader, offset + len),
         )
     });
     let packed = ctx
@@ -319,12 +301,9 @@ async fn write_bundle_file(
         .map_err(|error| io_error(std::io::Error::other(error)))?
         .map_err(io_error)?;
     packed?;
-    blocking(move || pending.commit()).await?;
+    storage::blocking(key, move || pending.commit()).await?;
     Ok(digest)
 }
-
-/// How far writeback stays behind the hashed offset (a power of two).
-const WRITE_BACK_LAG: u64 = 1 << 20;
 
 /// Tells the hashing task that git is done when dropped, so it also stops
 /// when the backup is cancelled or fails half way.
@@ -335,17 +314,6 @@ impl Drop for FinishedFlag {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Release);
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
-) -> Result<T, StorageError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| StorageError::Other {
-            key: String::new(),
-            message: error.to_string(),
-        })?
 }
 
 /// A bundle already there under this id was written by an interrupted run

@@ -243,29 +243,28 @@ impl Restore<'_> {
     async fn open(&self, path: &str) -> Result<ByteReader, RestoreError> {
         let key = Key::new(path.to_owned())?;
         let reader = self.ctx.storage.get(&key).await?;
-        Ok(match self.manifest.digest(path) {
-            Some(digest) => Box::pin(VerifyingReader::new(
-                reader,
-                path,
-                BodyDigest {
-                    size: digest.size,
-                    sha256: digest.sha256.clone(),
-                },
-            )),
+        Ok(match self.expected_digest(path) {
+            Some(expected) => Box::pin(VerifyingReader::new(reader, path, expected)),
             None => reader,
+        })
+    }
+
+    /// Size and SHA-256 the manifest records for a file, when it does.
+    fn expected_digest(&self, path: &str) -> Option<BodyDigest> {
+        self.manifest.digest(path).map(|digest| BodyDigest {
+            size: digest.size,
+            sha256: digest.sha256.clone(),
         })
     }
 
     async fn read_small(&self, path: &str) -> Result<Vec<u8>, RestoreError> {
         let key = Key::new(path.to_owned())?;
         let bytes = self.ctx.storage.get_bytes(&key).await?;
-        if let Some(expected) = self.manifest.digest(path) {
+        if let Some(expected) = self.expected_digest(path) {
             let actual = digest_of(&bytes);
-            if actual.size != expected.size || actual.sha256 != expected.sha256 {
-                return Err(RestoreError::Backup(format!(
-                    "{path} is corrupt: expected {} bytes with SHA-256 {}, found {} bytes with SHA-256 {}",
-                    expected.size, expected.sha256, actual.size, actual.sha256
-                )));
+            if actual != expected {
+                let error = digest::mismatch(path, &expected, &actual);
+                return Err(RestoreError::Backup(error.to_string()));
             }
         }
         Ok(bytes)
@@ -396,10 +395,7 @@ impl Restore<'_> {
         drop(reader);
         self.check_header(repository, path, &header, object_format)
             .await?;
-        let verify = self.manifest.digest(path).map(|digest| BodyDigest {
-            size: digest.size,
-            sha256: digest.sha256.clone(),
-        });
+        let verify = self.expected_digest(path);
         let hashed = file.try_clone().map_err(io_error)?;
         let hashing = tokio::task::spawn_blocking(move || match verify {
             Some(expected) => digest_file(&hashed, || true, |_, _| {}).map(|d| Some((expected, d))),

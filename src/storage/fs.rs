@@ -27,7 +27,10 @@ const SMALL_BODY: usize = 64 << 10;
 
 /// Writeback is started every this many bytes while a file is filled, so the
 /// fsync that ends a put finds little left to write.
-pub const WRITE_BACK_EVERY: u64 = 8 << 20;
+const WRITE_BACK_EVERY: u64 = 8 << 20;
+
+/// How far writeback stays behind what has been written (a power of two).
+const WRITE_BACK_LAG: u64 = 1 << 20;
 
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -152,9 +155,30 @@ impl PendingFile {
     }
 }
 
+/// Starts writeback of a file that another process is still appending to,
+/// as far as it is known to be written, so that the fsync ending the put
+/// finds little left to do.
+#[derive(Debug, Default)]
+pub struct WriteBehind {
+    started: u64,
+}
+
+impl WriteBehind {
+    /// `written` bytes of `file` have landed. Whole MiBs behind that only:
+    /// the writer may still be filling the last page, and a page under
+    /// writeback can make its next write wait.
+    pub fn advance(&mut self, file: &std::fs::File, written: u64) {
+        let end = written.saturating_sub(WRITE_BACK_LAG) & !(WRITE_BACK_LAG - 1);
+        if end >= self.started + WRITE_BACK_EVERY {
+            start_write_back(file, self.started, end - self.started);
+            self.started = end;
+        }
+    }
+}
+
 /// Asks the kernel to start writing `len` bytes at `offset` to disk without
 /// waiting for it (best effort: an error only means the fsync does it all).
-pub fn start_write_back(file: &std::fs::File, offset: u64, len: u64) {
+fn start_write_back(file: &std::fs::File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
         return;
@@ -215,7 +239,8 @@ fn meta_of(key: Key, metadata: &std::fs::Metadata) -> ObjectMeta {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs blocking file work for `key` off the runtime.
+pub(crate) async fn blocking<T: Send + 'static>(
     key: &Key,
     work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
 ) -> Result<T, StorageError> {
@@ -460,6 +485,22 @@ mod tests {
             .unwrap();
         assert_eq!(meta.size, body.len() as u64);
         assert_eq!(storage.get_bytes(&key).await.unwrap(), body);
+    }
+
+    #[test]
+    fn writeback_starts_in_whole_mibs_behind_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("f")).unwrap();
+        let mib = 1 << 20;
+        let mut behind = WriteBehind::default();
+        behind.advance(&file, 8 * mib);
+        assert_eq!(behind.started, 0, "7 MiB behind is less than one step");
+        behind.advance(&file, 9 * mib + 5);
+        assert_eq!(behind.started, 8 * mib);
+        behind.advance(&file, 12 * mib);
+        assert_eq!(behind.started, 8 * mib, "waits for the next 8 MiB");
+        behind.advance(&file, 17 * mib + 4095);
+        assert_eq!(behind.started, 16 * mib);
     }
 
     #[tokio::test]

@@ -21,7 +21,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-pub use fs::{start_write_back, FsStorage, LocalFiles, PendingFile, WRITE_BACK_EVERY};
+pub(crate) use fs::blocking;
+pub use fs::{FsStorage, LocalFiles, PendingFile, WriteBehind};
 pub use location::Location;
 pub use memory::MemoryStorage;
 
@@ -103,7 +104,7 @@ impl StorageError {
         matches!(self, Self::NotFound { .. })
     }
 
-    fn from_io(key: &str, error: std::io::Error) -> Self {
+    pub(crate) fn from_io(key: &str, error: std::io::Error) -> Self {
         let key = key.to_owned();
         match error.kind() {
             std::io::ErrorKind::NotFound => Self::NotFound { key },

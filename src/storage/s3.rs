@@ -156,7 +156,6 @@ fn request_checksums(location: &S3Location, tuning: Tuning) -> ChecksumWhen {
     }
 }
 
-/// `disable_https` decides the scheme of an endpoint given without one.
 /// Whether requests go over TLS: AWS itself, or an `https` endpoint.
 fn over_tls(location: &S3Location) -> bool {
     match &location.endpoint {
@@ -165,6 +164,7 @@ fn over_tls(location: &S3Location) -> bool {
     }
 }
 
+/// `disable_https` decides the scheme of an endpoint given without one.
 fn endpoint_url(endpoint: &str, disable_https: bool) -> String {
     if endpoint.contains("://") {
         endpoint.to_owned()
