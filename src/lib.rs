@@ -10,8 +10,10 @@
 pub mod cli;
 pub mod cmd;
 pub mod exit;
+pub mod failpoint;
 pub mod git;
 pub mod job;
 pub mod layout;
 pub mod node;
 pub mod storage;
+pub mod tempname;

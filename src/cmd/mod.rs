@@ -9,6 +9,7 @@ pub mod restore;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::git::Git;
 use crate::job::progress::Progress;
@@ -25,6 +26,10 @@ pub struct Context {
     pub roots: StorageRoots,
     pub progress: Arc<dyn Progress>,
     pub cancel: CancellationToken,
+    /// Blocking work that must run to its end even when its job is
+    /// cancelled or dropped (a swap that has started, removing what a
+    /// restore replaced); the run waits for all of it before it returns.
+    pub unstoppable: TaskTracker,
     /// Seconds since the Unix epoch; injected so tests can fix it.
     pub now: fn() -> i64,
     /// Write-once storage: nothing is ever overwritten (no `+latest.toml`).
@@ -81,7 +86,7 @@ impl Context {
         command: crate::job::progress::CommandName,
         work: crate::job::scheduler::Work,
     ) -> crate::job::scheduler::RunReport {
-        crate::job::scheduler::run(
+        let report = crate::job::scheduler::run(
             jobs,
             limits,
             command,
@@ -89,7 +94,21 @@ impl Context {
             self.cancel.clone(),
             work,
         )
-        .await
+        .await;
+        self.unstoppable.close();
+        self.unstoppable.wait().await;
+        report
+    }
+
+    /// Runs `work` on the blocking pool to its end, whatever happens to
+    /// the caller: dropping the returned future does not stop it, and the
+    /// run does not end before it has finished.
+    #[allow(dead_code)] // used by restore (issue 8, in progress)
+    pub(crate) async fn run_to_end<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        self.unstoppable.spawn_blocking(work).await
     }
 
     /// Reads the Gitaly config, resolves the location and opens storage.
@@ -143,10 +162,15 @@ impl Context {
             .unwrap_or(1);
         Ok(Self {
             storage,
-            git: Git::new(setup.git.clone(), cpus / setup.parallel.max(1)),
+            git: Git::new(
+                setup.git.clone(),
+                cpus / setup.parallel.max(1),
+                cancel.clone(),
+            ),
             roots: config.storage_roots(&setup.storages),
             progress,
             cancel,
+            unstoppable: TaskTracker::new(),
             now: unix_now,
             immutable: setup.immutable,
         })

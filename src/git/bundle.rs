@@ -54,7 +54,7 @@ impl Git {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let (child, feeder) =
             self.spawn_with_input(repository, &args, super::lines(tips), Stdio::piped())?;
-        GitReader::new(child, "pack-objects".into(), Some(feeder))
+        GitReader::new(self, child, "pack-objects".into(), Some(feeder))
     }
 
     /// Writes the same pack straight into `out` at its current offset, with
@@ -193,7 +193,7 @@ impl Git {
         let stderr = collect_stderr(&mut child);
         let copied = tokio::io::copy_buf(pack, &mut stdin).await;
         drop(stdin);
-        let status = child.wait().await.map_err(index_pack_io)?;
+        let status = self.wait(&mut child, "index-pack").await?;
         let stderr = stderr.await.unwrap_or_default();
         // A read error from storage (a corrupt or truncated body) wins over
         // git's complaint about the pack it caused.
@@ -217,7 +217,7 @@ impl Git {
     ) -> Result<(), GitError> {
         let mut child = self.spawn_index_pack(repository, self_contained, Stdio::from(pack))?;
         let stderr = collect_stderr(&mut child);
-        let status = child.wait().await.map_err(index_pack_io)?;
+        let status = self.wait(&mut child, "index-pack").await?;
         index_pack_status(status, &stderr.await.unwrap_or_default())
     }
 
@@ -235,7 +235,7 @@ impl Git {
         }
         let mut command = self.command(repository, &args);
         command.stdin(stdin).stdout(Stdio::null());
-        command.spawn().map_err(|source| self.spawn_error(source))
+        self.spawn(&mut command)
     }
 }
 

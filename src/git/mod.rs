@@ -15,7 +15,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
-use tokio::process::Command;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 
 pub use stream::GitReader;
 
@@ -41,6 +43,8 @@ pub enum GitError {
     Unexpected { command: String, detail: String },
     #[error("{0}")]
     Invalid(String),
+    #[error("git {command} stopped: gitbak was interrupted")]
+    Cancelled { command: String },
 }
 
 /// Object hash of a repository.
@@ -127,19 +131,25 @@ pub struct Git {
     program: PathBuf,
     /// `pack.threads` for each pack-objects, so parallel jobs share the cores.
     pack_threads: usize,
+    /// Cancelled: every running git is killed and reaped, and its caller
+    /// gets `GitError::Cancelled`.
+    cancel: CancellationToken,
 }
 
 impl Git {
-    pub fn new(program: PathBuf, pack_threads: usize) -> Self {
+    pub fn new(program: PathBuf, pack_threads: usize, cancel: CancellationToken) -> Self {
         Self {
             program: resolve_program(program),
             pack_threads: pack_threads.max(1),
+            cancel,
         }
     }
 
-    /// git with a scrubbed environment and piped output, killed on drop.
+    /// git with a scrubbed environment and piped output, killed on drop
+    /// and when gitbak dies.
     fn base_command(&self) -> Command {
         let mut command = Command::new(&self.program);
+        die_with_parent(&mut command);
         for name in SCRUBBED_ENV {
             command.env_remove(name);
         }
@@ -180,7 +190,7 @@ impl Git {
     ) -> Result<(tokio::process::Child, tokio::task::JoinHandle<()>), GitError> {
         let mut command = self.command(repository, args);
         command.stdin(Stdio::piped()).stdout(stdout);
-        let mut child = command.spawn().map_err(|source| self.spawn_error(source))?;
+        let mut child = self.spawn(&mut command)?;
         let mut stdin = child
             .stdin
             .take()
@@ -203,14 +213,9 @@ impl Git {
         stdout: Stdio,
     ) -> Result<Vec<u8>, GitError> {
         let (child, feeder) = self.spawn_with_input(repository, args, input, stdout)?;
-        let output = child
-            .wait_with_output()
-            .await
-            .map_err(|source| GitError::Io {
-                command: describe(args),
-                source,
-            })?;
+        let output = self.finish(child, &describe(args)).await;
         let _ = feeder.await;
+        let output = output?;
         if !output.status.success() {
             return Err(GitError::Failed {
                 command: describe(args),
@@ -219,6 +224,48 @@ impl Git {
             });
         }
         Ok(output.stdout)
+    }
+
+    /// Spawns a prepared command.
+    pub(crate) fn spawn(&self, command: &mut Command) -> Result<Child, GitError> {
+        command.spawn().map_err(|source| self.spawn_error(source))
+    }
+
+    /// Waits for a child, or kills and reaps it when the run is cancelled:
+    /// once this returns, git no longer writes anywhere, so a caller may
+    /// remove what it was writing into. Cancel-safe (`Child::wait` is).
+    pub(crate) async fn wait(
+        &self,
+        child: &mut Child,
+        command: &str,
+    ) -> Result<ExitStatus, GitError> {
+        tokio::select! {
+            status = child.wait() => status.map_err(|source| GitError::Io {
+                command: command.to_owned(),
+                source,
+            }),
+            () = self.cancel.cancelled() => {
+                let _ = child.kill().await;
+                Err(GitError::Cancelled { command: command.to_owned() })
+            }
+        }
+    }
+
+    /// Reads a child's piped stdout and stderr to the end while waiting
+    /// for it (cancellation as for `wait`).
+    pub(crate) async fn finish(
+        &self,
+        mut child: Child,
+        command: &str,
+    ) -> Result<std::process::Output, GitError> {
+        let stdout = read_to_end(child.stdout.take());
+        let stderr = read_to_end(child.stderr.take());
+        let (status, stdout, stderr) = tokio::join!(self.wait(&mut child, command), stdout, stderr);
+        Ok(std::process::Output {
+            status: status?,
+            stdout,
+            stderr,
+        })
     }
 
     fn spawn_error(&self, source: std::io::Error) -> GitError {
@@ -236,11 +283,8 @@ impl Git {
         args: &[&str],
         allowed_status: &[i32],
     ) -> Result<(i32, Vec<u8>), GitError> {
-        let output = self
-            .command(repository, args)
-            .output()
-            .await
-            .map_err(|e| self.spawn_error(e))?;
+        let child = self.spawn(&mut self.command(repository, args))?;
+        let output = self.finish(child, &describe(args)).await?;
         let code = output.status.code().unwrap_or(-1);
         if output.status.success() || allowed_status.contains(&code) {
             return Ok((code, output.stdout));
@@ -265,6 +309,37 @@ impl Git {
 
     pub fn pack_threads(&self) -> usize {
         self.pack_threads
+    }
+}
+
+/// Reads a pipe to its end; a read error ends it early (git's exit status
+/// then tells what went wrong).
+async fn read_to_end(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut bytes).await;
+    }
+    bytes
+}
+
+/// git dies with gitbak, even by kill -9: an orphaned `pack-objects` would
+/// go on filling a temporary file nobody removes. The death signal fires
+/// when the spawning *thread* exits; git is spawned only from the runtime's
+/// worker threads (never from its blocking pool, whose idle threads exit),
+/// and those live as long as gitbak.
+fn die_with_parent(command: &mut Command) {
+    let parent = rustix::process::getpid();
+    // SAFETY: the closure runs between fork and exec and makes only two
+    // async-signal-safe system calls.
+    unsafe {
+        command.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))?;
+            // gitbak died before the signal was armed.
+            if rustix::process::getppid() != Some(parent) {
+                return Err(std::io::Error::other("gitbak exited"));
+            }
+            Ok(())
+        });
     }
 }
 

@@ -56,11 +56,8 @@ impl Git {
             args.push(format!("--initial-branch={branch}").into());
         }
         args.push(path.as_os_str().to_owned());
-        let output = self
-            .command_without_repository(args)
-            .output()
-            .await
-            .map_err(|source| self.spawn_error(source))?;
+        let child = self.spawn(&mut self.command_without_repository(args))?;
+        let output = self.finish(child, "init").await?;
         if !output.status.success() {
             return Err(GitError::Failed {
                 command: "init".into(),

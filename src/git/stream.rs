@@ -11,8 +11,9 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::process::{Child, ChildStdout};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::{stderr_tail, GitError};
+use super::{stderr_tail, Git, GitError};
 
 /// Most of git's stderr we keep for the error message.
 const STDERR_KEEP: usize = 8 << 10;
@@ -22,12 +23,17 @@ type Finish = Pin<Box<dyn Future<Output = Result<(), GitError>> + Send>>;
 pub struct GitReader {
     stdout: ChildStdout,
     finish: Option<Finish>,
+    /// Ready once the run is cancelled: reading then fails at once, rather
+    /// than after git wrote the whole pack into an upload nobody wants.
+    cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    command: String,
 }
 
 impl GitReader {
     /// Takes over a spawned child whose stdout and stderr are piped.
     /// `feeder` writes its stdin (if any) and must finish on its own.
     pub(crate) fn new(
+        git: &Git,
         mut child: Child,
         command: String,
         feeder: Option<tokio::task::JoinHandle<()>>,
@@ -41,27 +47,30 @@ impl GitReader {
         // Best effort: the kernel may cap it (pipe-max-size); 64 KiB works.
         let _ = rustix::pipe::fcntl_setpipe_size(&stdout, super::PIPE_SIZE);
         let stderr = child.stderr.take();
-        let finish = async move {
-            let stderr_task = tokio::spawn(async move {
-                let mut kept = Vec::new();
-                if let Some(mut stderr) = stderr {
-                    let mut chunk = [0u8; 4096];
-                    while let Ok(read) = stderr.read(&mut chunk).await {
-                        if read == 0 {
-                            break;
-                        }
-                        kept.extend_from_slice(&chunk[..read]);
-                        if kept.len() > STDERR_KEEP {
-                            kept.drain(..kept.len() - STDERR_KEEP);
-                        }
+        // Drained from the start, not when stdout ends: git blocks once it
+        // has written a pipe's worth (64 KiB) of stderr, and would then
+        // never finish its stdout either.
+        let stderr_task = tokio::spawn(async move {
+            let mut kept = Vec::new();
+            if let Some(mut stderr) = stderr {
+                let mut chunk = [0u8; 4096];
+                while let Ok(read) = stderr.read(&mut chunk).await {
+                    if read == 0 {
+                        break;
+                    }
+                    kept.extend_from_slice(&chunk[..read]);
+                    if kept.len() > STDERR_KEEP {
+                        kept.drain(..kept.len() - STDERR_KEEP);
                     }
                 }
-                kept
-            });
-            let status = child.wait().await.map_err(|source| GitError::Io {
-                command: command.clone(),
-                source,
-            })?;
+            }
+            kept
+        });
+        let cancelled = Box::pin(git.cancel.clone().cancelled_owned());
+        let git = git.clone();
+        let described = command.clone();
+        let finish = async move {
+            let status = git.wait(&mut child, &command).await?;
             if let Some(feeder) = feeder {
                 let _ = feeder.await;
             }
@@ -79,6 +88,8 @@ impl GitReader {
         Ok(Self {
             stdout,
             finish: Some(Box::pin(finish)),
+            cancelled,
+            command: described,
         })
     }
 }
@@ -89,6 +100,12 @@ impl AsyncRead for GitReader {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if self.finish.is_some() && self.cancelled.as_mut().poll(cx).is_ready() {
+            // Dropping the child kills it; it wrote only into our pipe.
+            self.finish = None;
+            let command = self.command.clone();
+            return Poll::Ready(Err(io::Error::other(GitError::Cancelled { command })));
+        }
         let before = buf.filled().len();
         match Pin::new(&mut self.stdout).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => {}
