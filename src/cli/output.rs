@@ -109,6 +109,10 @@ impl Progress for JsonLog {
             Event::Warning { message } => self.line("warning", message, fields),
         }
     }
+
+    fn run_warning(&self, message: &str) {
+        self.line("warning", message, Map::new());
+    }
 }
 
 /// `2006-01-02T15:04:05.000Z`: UTC with milliseconds.

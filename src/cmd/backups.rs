@@ -89,6 +89,21 @@ pub async fn find_latest_manifest(
             other => return other,
         }
     }
+    match newest_manifest(storage, storage_name, path).await? {
+        Some(meta) => read_manifest(storage, meta.key).await,
+        None => Err(FindError::NoBackup {
+            location: storage.to_string(),
+        }),
+    }
+}
+
+/// A repository's newest manifest by listing: the newest per-id manifest,
+/// or `+latest.toml` only when it is the sole one, since it is a copy.
+pub async fn newest_manifest(
+    storage: &dyn Storage,
+    storage_name: &StorageName,
+    path: &RelativePath,
+) -> Result<Option<ObjectMeta>, StorageError> {
     let prefix = layout::manifest_prefix(storage_name, path);
     let manifests: Vec<ObjectMeta> = storage
         .list(&prefix)
@@ -102,13 +117,7 @@ pub async fn find_latest_manifest(
     let (copies, per_id): (Vec<_>, Vec<_>) = manifests
         .into_iter()
         .partition(|meta| meta.key.as_str().ends_with(layout::LATEST_MANIFEST_NAME));
-    let chosen = newest(per_id).or_else(|| newest(copies));
-    match chosen {
-        Some(meta) => read_manifest(storage, meta.key).await,
-        None => Err(FindError::NoBackup {
-            location: storage.to_string(),
-        }),
-    }
+    Ok(newest(per_id).or_else(|| newest(copies)))
 }
 
 #[cfg(test)]

@@ -77,7 +77,12 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
 
 /// The empty `backup_ids/<id>` object gitaly-backup 19.0 writes after a run.
 async fn write_marker(ctx: &Context, id: &BackupId) -> Result<bool, String> {
+    crate::failpoint::hit("create-before-marker");
     let key = layout::backup_id_marker_key(id);
+    if let Some(files) = ctx.storage.local_files() {
+        let dir = key_dir(&key);
+        let _ = storage::blocking(&key, move || files.remove_stale_temporaries(&dir)).await;
+    }
     match ctx
         .storage
         .put_bytes(&key, Vec::new(), WriteMode::CreateOnly)
@@ -101,11 +106,6 @@ async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outco
         Err(error) => return Outcome::Failed(error.to_string()),
     };
     let manifest_key = layout::manifest_key(&storage_name, &path, &options.id);
-    match ctx.storage.head(&manifest_key).await {
-        Ok(Some(_)) => return Outcome::AlreadyDone(format!("already backed up as {}", options.id)),
-        Ok(None) => {}
-        Err(error) => return Outcome::Failed(error.to_string()),
-    }
     let target = Target {
         storage_name,
         path,
@@ -113,10 +113,91 @@ async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outco
         id: options.id.clone(),
         manifest_key,
     };
+    if let Err(error) = remove_leftovers(ctx, &target).await {
+        return Outcome::Failed(error.to_string());
+    }
+    match ctx.storage.head(&target.manifest_key).await {
+        Ok(Some(_)) => {
+            return match repair_latest(ctx, &target).await {
+                Ok(()) => Outcome::AlreadyDone(format!("already backed up as {}", options.id)),
+                Err(error) => Outcome::Failed(error.to_string()),
+            }
+        }
+        Ok(None) => {}
+        Err(error) => return Outcome::Failed(error.to_string()),
+    }
     match back_up(ctx, &target).await {
         Ok(()) => Outcome::Completed,
         Err(error) => Outcome::Failed(error.to_string()),
     }
+}
+
+/// Local storage: removes the temporary files a killed run of this host
+/// left where this repository's files of this id and its manifests go.
+async fn remove_leftovers(ctx: &Context, target: &Target) -> Result<(), CreateError> {
+    let Some(files) = ctx.storage.local_files() else {
+        // Object storage keeps no temporaries: an unfinished upload is
+        // invisible and aborted, or expired by the bucket's lifecycle rule.
+        return Ok(());
+    };
+    let keys = layout::step_keys(&target.storage_name, &target.path, &target.id, 1);
+    let step_dir = key_dir(&keys.bundle);
+    let manifest_dir = key_dir(&target.manifest_key);
+    let key = target.manifest_key.clone();
+    let removed = storage::blocking(&key, move || {
+        Ok(files.remove_stale_temporaries(&step_dir)?
+            + files.remove_stale_temporaries(&manifest_dir)?)
+    })
+    .await?;
+    if removed > 0 {
+        tracing::debug!(removed, repository = %target.path, "removed temporary files of a dead run");
+    }
+    Ok(())
+}
+
+/// The directory part of a key.
+fn key_dir(key: &Key) -> String {
+    key.as_str()
+        .rsplit_once('/')
+        .map(|(dir, _)| dir.to_owned())
+        .unwrap_or_default()
+}
+
+/// A resumed run finds this id's manifest written; `+latest.toml` may not
+/// have followed (a crash or a full disk in between). It is rewritten when
+/// missing, or when it differs and this id's manifest is the repository's
+/// newest, so a newer backup's copy is never replaced by an older one.
+async fn repair_latest(ctx: &Context, target: &Target) -> Result<(), CreateError> {
+    if ctx.immutable {
+        return Ok(());
+    }
+    let latest = layout::latest_manifest_key(&target.storage_name, &target.path);
+    let manifest = ctx.storage.get_bytes(&target.manifest_key).await?;
+    let current = match ctx.storage.get_bytes(&latest).await {
+        Ok(bytes) => Some(bytes),
+        Err(error) if error.is_not_found() => None,
+        Err(error) => return Err(error.into()),
+    };
+    let rewrite = match current {
+        None => true,
+        Some(bytes) if bytes == manifest => false,
+        Some(_) => {
+            let newest = super::backups::newest_manifest(
+                ctx.storage.as_ref(),
+                &target.storage_name,
+                &target.path,
+            )
+            .await?;
+            newest.is_some_and(|meta| meta.key == target.manifest_key)
+        }
+    };
+    if rewrite {
+        ctx.storage
+            .put_bytes(&latest, manifest, WriteMode::Overwrite)
+            .await?;
+        tracing::debug!(repository = %target.path, "repaired +latest.toml");
+    }
+    Ok(())
 }
 
 struct Target {
@@ -135,7 +216,7 @@ async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
         previous_ref_path: String::new(),
         custom_hooks_path: keys.custom_hooks.to_string(),
     };
-    if !repository_exists(&target.repository).await {
+    if !repository_exists(&target.repository).await? {
         let manifest = Manifest {
             empty: true,
             non_existent: true,
@@ -183,6 +264,7 @@ async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
         }
     }
     let (bundle, refs_file, hooks) = (bundle?, refs_file?, hooks?);
+    crate::failpoint::hit("create-before-manifest");
     let files: Vec<FileDigest> = bundle
         .into_iter()
         .chain(Some(refs_file.digest))
@@ -199,8 +281,35 @@ async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
     write_manifest(ctx, target, &manifest).await
 }
 
-async fn repository_exists(path: &Path) -> bool {
-    tokio::fs::metadata(path).await.is_ok()
+/// Whether the repository exists; one gitbak may not read is an error that
+/// says so, rather than git's "not a git repository".
+async fn repository_exists(path: &Path) -> Result<bool, CreateError> {
+    let denied = |source: std::io::Error| {
+        CreateError::Node(crate::node::NodeError::Invalid(format!(
+            "cannot read repository {}: {source}; run gitbak as the user that owns the \
+             repositories (usually git) or as root",
+            path.display()
+        )))
+    };
+    match tokio::fs::metadata(path).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(denied(error)),
+    }
+    for probe in ["HEAD", "objects", "refs"] {
+        match tokio::fs::symlink_metadata(path.join(probe)).await {
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(denied(error))
+            }
+            _ => {}
+        }
+    }
+    if let Err(error) = tokio::fs::File::open(path.join("HEAD")).await {
+        if error.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(denied(error));
+        }
+    }
+    Ok(true)
 }
 
 fn gitbak_info(ctx: &Context, ref_format: &str, files: Vec<FileDigest>) -> GitbakInfo {
@@ -300,9 +409,28 @@ async fn write_bundle_file(
         .await
         .map_err(|error| io_error(std::io::Error::other(error)))?
         .map_err(io_error)?;
-    packed?;
+    packed.map_err(|error| bundle_write_error(key, error))?;
+    crate::failpoint::hit("create-bundle-written");
     storage::blocking(key, move || pending.commit()).await?;
     Ok(digest)
+}
+
+/// git calls the file it writes into `'<stdout>'`; when the write itself
+/// failed (a full disk), the message names the bundle's key instead.
+fn bundle_write_error(key: &Key, error: crate::git::GitError) -> CreateError {
+    if let crate::git::GitError::Failed { stderr_tail, .. } = &error {
+        if let Some((_, reason)) = stderr_tail.split_once("write error: ") {
+            let io = if reason.contains("No space left on device") {
+                std::io::Error::from_raw_os_error(libc::ENOSPC)
+            } else if reason.contains("Disk quota exceeded") {
+                std::io::Error::from_raw_os_error(libc::EDQUOT)
+            } else {
+                std::io::Error::other(reason.to_owned())
+            };
+            return StorageError::from_io(key.as_str(), io).into();
+        }
+    }
+    error.into()
 }
 
 /// Tells the hashing task that git is done when dropped, so it also stops
@@ -429,6 +557,7 @@ async fn write_manifest(
     if ctx.immutable {
         return Ok(());
     }
+    crate::failpoint::hit("create-before-latest");
     let latest = layout::latest_manifest_key(&target.storage_name, &target.path);
     ctx.storage
         .put_bytes(&latest, text, WriteMode::Overwrite)

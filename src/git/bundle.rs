@@ -67,9 +67,10 @@ impl Git {
     ) -> Result<(), GitError> {
         let args = self.pack_objects_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.run_with_input(repository, &args, super::lines(tips), Stdio::from(out))
-            .await
-            .map(drop)
+        let (child, feeder) =
+            self.spawn_with_input(repository, &args, super::lines(tips), Stdio::from(out))?;
+        crate::failpoint::hit("create-pack-objects");
+        self.complete(child, feeder, "pack-objects").await.map(drop)
     }
 }
 

@@ -213,12 +213,23 @@ impl Git {
         stdout: Stdio,
     ) -> Result<Vec<u8>, GitError> {
         let (child, feeder) = self.spawn_with_input(repository, args, input, stdout)?;
-        let output = self.finish(child, &describe(args)).await;
+        self.complete(child, feeder, &describe(args)).await
+    }
+
+    /// Waits for a child spawned by `spawn_with_input` and its feeder;
+    /// its stdout when piped, or a `Failed` error with git's last line.
+    pub(crate) async fn complete(
+        &self,
+        child: Child,
+        feeder: tokio::task::JoinHandle<()>,
+        command: &str,
+    ) -> Result<Vec<u8>, GitError> {
+        let output = self.finish(child, command).await;
         let _ = feeder.await;
         let output = output?;
         if !output.status.success() {
             return Err(GitError::Failed {
-                command: describe(args),
+                command: command.to_owned(),
                 status: output.status,
                 stderr_tail: stderr_tail(&output.stderr),
             });

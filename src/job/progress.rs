@@ -38,6 +38,10 @@ pub enum Event<'a> {
 
 pub trait Progress: Send + Sync {
     fn job_event(&self, command: CommandName, job: &Job, event: Event<'_>);
+
+    /// Something about the whole run the administrator should know (an
+    /// ignored setting); no job involved.
+    fn run_warning(&self, _message: &str) {}
 }
 
 /// Progress that goes nowhere, for unit tests.

@@ -9,7 +9,6 @@ use std::fmt;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use std::io::Write as _;
@@ -31,8 +30,6 @@ const WRITE_BACK_EVERY: u64 = 8 << 20;
 
 /// How far writeback stays behind what has been written (a power of two).
 const WRITE_BACK_LAG: u64 = 1 << 20;
-
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 pub struct FsStorage {
     files: LocalFiles,
@@ -81,6 +78,34 @@ impl LocalFiles {
             .map_err(|error| StorageError::from_io(key.as_str(), error))
     }
 
+    /// Removes the temporary files that a gitbak of this host which no
+    /// longer runs left in the directory `dir_key` (killed before it could
+    /// commit or remove them). Others' are left alone: another host's, or a
+    /// running process's. Returns how many went; a missing directory is 0.
+    pub fn remove_stale_temporaries(&self, dir_key: &str) -> Result<usize, StorageError> {
+        let dir = self.root.join(dir_key);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(StorageError::from_io(dir_key, error)),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry.map_err(|error| StorageError::from_io(dir_key, error))?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let stale = temp_tag(name).is_some_and(|tag| tag.is_stale_here());
+            if stale {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(StorageError::from_io(dir_key, error)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     /// Starts writing `key`: a hidden temporary file in the key's directory
     /// that only `PendingFile::commit` makes visible; dropped, it is removed.
     pub fn create(&self, key: &Key, mode: WriteMode) -> Result<PendingFile, StorageError> {
@@ -97,10 +122,11 @@ impl LocalFiles {
             .and_then(|n| n.to_str())
             .unwrap_or("object");
         create_dirs(dir).map_err(io_error)?;
-        let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+        // Tagged with host and pid, so a rerun can tell a dead run's
+        // leftover from a file another run is writing right now.
         let temp_path = dir.join(format!(
-            ".{name}.{}-{counter}.gitbak.tmp",
-            std::process::id()
+            ".{}{TEMP_SUFFIX}",
+            crate::tempname::unique(name)
         ));
         // Readable too: a writer may hash what it wrote through a duplicate.
         let file = std::fs::OpenOptions::new()
@@ -202,8 +228,16 @@ impl Drop for TempFile {
     }
 }
 
+const TEMP_SUFFIX: &str = ".gitbak.tmp";
+
 fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".gitbak.tmp")
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+}
+
+/// The tag of a temporary file's name (`.NAME~HOST~PID-N.gitbak.tmp`).
+fn temp_tag(name: &str) -> Option<crate::tempname::Tag<'_>> {
+    let inner = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    crate::tempname::parse(inner)
 }
 
 fn create_dirs(dir: &Path) -> io::Result<()> {
@@ -552,5 +586,43 @@ mod tests {
         assert_eq!(keys, ["m/d/x.git/1.toml", "m/d/x.git/2.toml"]);
         assert_eq!(storage.list("m/").await.unwrap().len(), 4);
         assert_eq!(storage.list("nothing/").await.unwrap().len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod leftover_tests {
+    use super::*;
+
+    #[test]
+    fn only_dead_local_leftovers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = LocalFiles {
+            root: dir.path().to_path_buf(),
+        };
+        let step = dir.path().join("default/a.git/1");
+        std::fs::create_dir_all(&step).unwrap();
+        let host = crate::tempname::host();
+        let dead = format!(".001.bundle~{host}~4194304999-3.gitbak.tmp");
+        let elsewhere = ".001.refs~another-host~4194304999-3.gitbak.tmp";
+        let ours = format!(
+            ".001.custom_hooks.tar{}",
+            &format!("~{host}~{}-9.gitbak.tmp", std::process::id())
+        );
+        for name in [dead.as_str(), elsewhere, &ours, "001.refs"] {
+            std::fs::write(step.join(name), "x").unwrap();
+        }
+        assert_eq!(files.remove_stale_temporaries("default/a.git/1").unwrap(), 1);
+        assert!(!step.join(&dead).exists());
+        for kept in [elsewhere, &ours, "001.refs"] {
+            assert!(step.join(kept).exists(), "{kept} must stay");
+        }
+        assert_eq!(files.remove_stale_temporaries("nothing/here").unwrap(), 0);
+        // A pending file is named so that a sweep recognises it.
+        let pending = files
+            .create(&Key::new("default/a.git/1/002.bundle").unwrap(), WriteMode::CreateOnly)
+            .unwrap();
+        let name = pending.temp.0.as_ref().unwrap().file_name().unwrap().to_str().unwrap().to_owned();
+        let tag = temp_tag(&name).unwrap();
+        assert_eq!((tag.name, tag.pid), ("002.bundle", std::process::id()));
     }
 }

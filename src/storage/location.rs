@@ -3,9 +3,10 @@
 //! a plain directory, with `blob+` scheme prefixes.
 //!
 //! Parsing only. Every go-cloud parameter is accepted; those that mean
-//! something to gitbak are applied, the rest ignored. No parameter carries
-//! a secret, so `Display` may show them all; credentials come from each
-//! SDK's standard chain, never from the URL.
+//! something to gitbak are applied, the rest ignored. Credentials come from
+//! each SDK's standard chain, never from the URL: a user name and password
+//! written into an endpoint URL are dropped at parse time (with a notice),
+//! and every error that quotes the URL shows them as `***`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -163,6 +164,12 @@ impl Parameters {
             .cloned()
     }
 
+    /// `endpoint`, without any user name and password (see `notices`).
+    fn endpoint(&self) -> Option<String> {
+        self.text("endpoint")
+            .map(|endpoint| strip_userinfo(&endpoint).0)
+    }
+
     fn flag(&self, name: &str) -> Result<bool, LocationError> {
         match self.values.get(name).map(String::as_str) {
             None | Some("") => Ok(false),
@@ -171,7 +178,7 @@ impl Parameters {
             Some(value) => Err(LocationError::BadValue {
                 scheme: self.scheme.into(),
                 name: name.into(),
-                value: value.into(),
+                value: redact(value),
                 expected: "true or false",
             }),
         }
@@ -185,7 +192,7 @@ impl Parameters {
             Some(value) => Err(LocationError::BadValue {
                 scheme: self.scheme.into(),
                 name: name.into(),
-                value: value.into(),
+                value: redact(value),
                 expected: "when_supported or when_required",
             }),
         }
@@ -211,16 +218,14 @@ impl Location {
             .unwrap_or(raw_scheme)
             .to_ascii_lowercase();
         let malformed = |detail: String| LocationError::Malformed {
-            url: text.to_owned(),
+            url: redact(text),
             detail,
         };
         if scheme == "file" {
             let rest = &text[raw_scheme.len() + 3..];
             let path = rest.split(['?', '#']).next().unwrap_or_default();
             if !path.starts_with('/') {
-                return Err(LocationError::RelativeFileUrl {
-                    url: text.to_owned(),
-                });
+                return Err(LocationError::RelativeFileUrl { url: redact(text) });
             }
             return Ok(Self::Filesystem(PathBuf::from(path)));
         }
@@ -228,14 +233,12 @@ impl Location {
         let url = url::Url::parse(&normalized).map_err(|error| malformed(error.to_string()))?;
         let bucket = url.host_str().unwrap_or_default().to_owned();
         if bucket.is_empty() {
-            return Err(LocationError::NoBucket {
-                url: text.to_owned(),
-            });
+            return Err(LocationError::NoBucket { url: redact(text) });
         }
         let path = url.path().trim_matches('/');
         if !path.is_empty() {
             return Err(LocationError::PathAfterBucket {
-                url: text.to_owned(),
+                url: redact(text),
                 suggestion: format!("{path}/"),
             });
         }
@@ -245,7 +248,7 @@ impl Location {
                 Ok(Self::S3(S3Location {
                     bucket,
                     region: p.text("region"),
-                    endpoint: p.text("endpoint"),
+                    endpoint: p.endpoint(),
                     use_path_style: p.flag("use_path_style")? || p.flag("s3ForcePathStyle")?,
                     disable_https: p.flag("disable_https")? || p.flag("disableSSL")?,
                     profile: p.text("profile"),
@@ -286,7 +289,7 @@ impl Location {
                 let p = Parameters::new("gs", &url, GCS_PARAMETERS)?;
                 Ok(Self::Gcs(GcsLocation {
                     bucket,
-                    endpoint: p.text("endpoint"),
+                    endpoint: p.endpoint(),
                     anonymous: p.flag("anonymous")?,
                     access_id: p.text("access_id"),
                     private_key_path: p.text("private_key_path"),
@@ -307,6 +310,94 @@ impl Location {
             Self::Gcs(gcs) => &gcs.prefix,
         }
     }
+}
+
+/// What an administrator should know about a location that parses: the
+/// parameters a `file://` URL ignores (as Gitaly does), and credentials in
+/// an endpoint URL, which gitbak drops.
+pub fn notices(text: &str) -> Vec<String> {
+    let Some((raw_scheme, rest)) = text.split_once("://") else {
+        return Vec::new();
+    };
+    let scheme = raw_scheme.rsplit('+').next().unwrap_or(raw_scheme);
+    let query = rest.split_once('?').map(|(_, query)| query).unwrap_or("");
+    let query = query.split('#').next().unwrap_or_default();
+    let pairs = url::form_urlencoded::parse(query.as_bytes());
+    let mut notices = Vec::new();
+    for (name, value) in pairs {
+        if scheme.eq_ignore_ascii_case("file") {
+            notices.push(format!(
+                "ignoring parameter {:?} of the file:// location, as Gitaly does",
+                bounded(&name)
+            ));
+        } else if name == "endpoint" && strip_userinfo(&value).1 {
+            notices.push(
+                "ignoring the user name and password in the endpoint URL; credentials come \
+                 from the provider's environment variables or config files (see README)"
+                    .into(),
+            );
+        }
+    }
+    notices
+}
+
+/// A parameter name as quoted in a notice: at most 64 characters.
+fn bounded(text: &str) -> String {
+    match text.char_indices().nth(64) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://host/…`, and whether there
+/// was anything to strip.
+fn strip_userinfo(url: &str) -> (String, bool) {
+    let Some(start) = url.find("://").map(|at| at + 3) else {
+        return (url.to_owned(), false);
+    };
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |end| start + end);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => (
+            format!("{}{}", &url[..start], &url[start + at + 1..]),
+            true,
+        ),
+        None => (url.to_owned(), false),
+    }
+}
+
+/// The URL as errors may quote it: every user name and password, in the
+/// URL itself or in a URL-valued parameter (percent-encoded or not), `***`.
+pub fn redact(text: &str) -> String {
+    let mut redacted = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = at + 3;
+        redacted.push_str(&rest[..start]);
+        rest = &rest[start..];
+        let authority_end = rest.find(['/', '?', '#', '&']).unwrap_or(rest.len());
+        if let Some(user_end) = rest[..authority_end].rfind('@') {
+            redacted.push_str("***");
+            rest = &rest[user_end..];
+        }
+    }
+    redacted.push_str(rest);
+    // A URL-valued parameter may be percent-encoded: %3A%2F%2F…%40.
+    if let Some(query_start) = redacted.find('?') {
+        let (base, query) = redacted.split_at(query_start + 1);
+        let has_hidden = url::form_urlencoded::parse(query.as_bytes())
+            .any(|(_, value)| strip_userinfo(&value).1);
+        if has_hidden {
+            let cleaned: String = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).map(
+                    |(name, value)| (name.into_owned(), redact(&value)),
+                ))
+                .finish();
+            return format!("{base}{cleaned}");
+        }
+    }
+    redacted
 }
 
 impl fmt::Display for Location {
@@ -339,6 +430,46 @@ impl fmt::Display for Location {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_urls_never_survive() {
+        let text = "s3://bucket?endpoint=http://admin:S3cr3t@127.0.0.1:9000&region=x";
+        let Location::S3(s3) = Location::parse(text).unwrap() else {
+            panic!("not s3")
+        };
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert!(!format!("{s3:?}").contains("S3cr3t"));
+        assert_eq!(notices(text).len(), 1);
+        let encoded = "s3://bucket?endpoint=http%3A%2F%2Fadmin%3AS3cr3t%40minio%3A9000&bogus=1";
+        let error = Location::parse(encoded).unwrap_err().to_string();
+        assert!(error.contains("bogus"), "{error}");
+        for text in [
+            text,
+            encoded,
+            "s3://admin:S3cr3t@bucket/path",
+            "gs://b?endpoint=https://u:S3cr3t@h/x&anonymous=maybe",
+        ] {
+            assert!(!redact(text).contains("S3cr3t"), "{}", redact(text));
+            if let Err(error) = Location::parse(text) {
+                assert!(!error.to_string().contains("S3cr3t"), "{error}");
+            }
+        }
+        assert_eq!(redact("s3://b?region=x"), "s3://b?region=x");
+    }
+
+    #[test]
+    fn file_urls_ignore_their_query_with_a_notice_each() {
+        let text = "file:///var/backups?prefix=x&awssdk=v2";
+        assert_eq!(
+            Location::parse(text).unwrap(),
+            Location::Filesystem(PathBuf::from("/var/backups"))
+        );
+        let notices = notices(text);
+        assert_eq!(notices.len(), 2, "{notices:?}");
+        assert!(notices[0].contains("\"prefix\""), "{notices:?}");
+        assert!(super::notices("/var/backups").is_empty());
+        assert!(super::notices("s3://b?region=x").is_empty());
+    }
 
     #[test]
     fn parses_paths_and_file_urls() {

@@ -113,6 +113,12 @@ impl StorageError {
                 key,
                 message: error.to_string(),
             },
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => Self::Other {
+                key,
+                message: format!(
+                    "{error}: the backup location is full; free space there or pass another --path"
+                ),
+            },
             _ => Self::Other {
                 key,
                 message: error.to_string(),
