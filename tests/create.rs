@@ -3,7 +3,10 @@
 //! `jobs` covers which repositories a run works on and how bad jobs are
 //! reported.
 
+#[cfg(feature = "failpoints")]
+mod crash;
 mod jobs;
+mod reliability;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

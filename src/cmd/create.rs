@@ -419,13 +419,15 @@ async fn write_bundle_file(
 /// failed (a full disk), the message names the bundle's key instead.
 fn bundle_write_error(key: &Key, error: crate::git::GitError) -> CreateError {
     if let crate::git::GitError::Failed { stderr_tail, .. } = &error {
-        if let Some((_, reason)) = stderr_tail.split_once("write error: ") {
-            let io = if reason.contains("No space left on device") {
+        // "fatal: sha1 file '<stdout>' write error: …" or "… write error. Out of diskspace".
+        if let Some((_, reason)) = stderr_tail.split_once("write error") {
+            let reason = reason.trim_start_matches([':', '.', ' ']);
+            let io = if reason.contains("No space left") || reason.contains("Out of diskspace") {
                 std::io::Error::from_raw_os_error(libc::ENOSPC)
             } else if reason.contains("Disk quota exceeded") {
                 std::io::Error::from_raw_os_error(libc::EDQUOT)
             } else {
-                std::io::Error::other(reason.to_owned())
+                std::io::Error::other(format!("git could not write the bundle: {reason}"))
             };
             return StorageError::from_io(key.as_str(), io).into();
         }

@@ -104,6 +104,7 @@ impl TestEnv {
                 .collect(),
             stdin: Vec::new(),
             vars: Vec::new(),
+            user: None,
         }
     }
 
@@ -191,6 +192,7 @@ pub struct Gitbak<'a> {
     args: Vec<OsString>,
     stdin: Vec<u8>,
     vars: Vec<(String, String)>,
+    user: Option<(u32, u32)>,
 }
 
 impl Gitbak<'_> {
@@ -237,9 +239,19 @@ impl Gitbak<'_> {
         self.stdin(lines)
     }
 
+    /// Runs gitbak as another user (the test must run as root).
+    pub fn as_user(mut self, uid: u32, gid: u32) -> Self {
+        self.user = Some((uid, gid));
+        self
+    }
+
     pub fn run(self) -> Run {
         let mut command = command::hermetic(env!("CARGO_BIN_EXE_gitbak"), &self.env.home());
         command.args(&self.args);
+        if let Some((uid, gid)) = self.user {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, gid);
+        }
         command.envs(self.vars.iter().map(|(name, value)| (name, value)));
         command::run(&mut command, &self.stdin)
     }
