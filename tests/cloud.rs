@@ -238,3 +238,60 @@ async fn paused_storage_fails_cleanly_and_the_rerun_succeeds() {
     RepoState::capture(&env, &repo.path())
         .assert_same(&RepoState::capture(&env, &restored.path()), "restored");
 }
+
+/// git writing more than a pipe's worth of stderr while its pack streams
+/// to object storage: gitbak drains stderr from the start, so nothing
+/// waits on anything (it used to hang forever).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_git_chatty_on_stderr_does_not_hang_an_upload() {
+    let moto = Moto::start();
+    moto.create_bucket("backups", false);
+    let env = TestEnv::new();
+    let repo = env.fixture("branches-and-tags");
+    let wrapper = env.root().join("chatty-git");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/bash\nfor a in \"$@\"; do\n  if [ \"$a\" = pack-objects ]; then\n    \
+         head -c 200000 /dev/zero | tr '\\0' 'w' >&2; echo >&2; echo 'warning: chatty' >&2\n  fi\ndone\nexec git \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let url = format!(
+        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
+        moto.endpoint()
+    );
+    let env = Arc::new(env);
+    let (done, finished) = std::sync::mpsc::channel();
+    let (thread_env, thread_repo, thread_url) = (env.clone(), repo.clone(), url.clone());
+    std::thread::spawn(move || {
+        let run = thread_env
+            .gitbak(["create", "--id", ID, "--path", &thread_url, "--git"])
+            .args([&wrapper])
+            .storages_of(&[&thread_repo])
+            .jobs(&[&thread_repo])
+            .env("AWS_ACCESS_KEY_ID", "gitbak-test")
+            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .run();
+        let _ = done.send(run);
+    });
+    let run = finished
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("gitbak hung on a git that writes 200 KB to stderr");
+    run.assert_success();
+    let restored = repo.on_root(env.storage_root("restored"));
+    env.gitbak(["restore", "--id", ID, "--path", &url])
+        .storages_of(&[&restored])
+        .jobs(&[&restored])
+        .env("AWS_ACCESS_KEY_ID", "gitbak-test")
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .run()
+        .assert_success();
+    RepoState::capture(&env, &repo.path())
+        .assert_same(&RepoState::capture(&env, &restored.path()), "restored");
+}
