@@ -2,13 +2,15 @@
 //! binary against real git repositories built by `fixtures/repos/make-*.sh`.
 //!
 //! Run with `cargo test --test main`. Modules: `support` (TestEnv, hermetic
-//! git, helpers), one module per command, and `regression` (compatibility
-//! with backups gitaly-backup wrote, and fixed bugs).
+//! git, helpers), one module per command, `crash` (restores killed or
+//! interrupted at each failpoint), and `regression` (compatibility with
+//! backups gitaly-backup wrote, and fixed bugs).
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 mod cloud;
+mod crash;
 mod create;
 mod generated;
 mod regression;

@@ -289,6 +289,10 @@ fn assert_damage_is_refused(file: &str, damage: impl Fn(&[u8]) -> Vec<u8>) {
         !fresh.path().exists(),
         "a failed restore left a repository behind"
     );
+    assert!(
+        !fresh.storage_root.join("fixtures").exists(),
+        "a failed restore left the parent directory it created"
+    );
     assert_no_temp_dirs(&fresh.storage_root);
 }
 
@@ -368,4 +372,123 @@ fn restore_refuses_paths_outside_the_storage() {
         before,
         "restore wrote outside the storage"
     );
+}
+
+/// Issue 8: gitaly-backup writes hooks archives (ustar) with the modes it
+/// found, 0666 and 0777 included; a restore never makes a hook group- or
+/// world-writable, nor setuid or setgid.
+#[test]
+fn restored_hooks_are_never_writable_by_others_nor_setuid() {
+    let env = TestEnv::new();
+    let repo = env.fixture("custom-hooks");
+    env.create(ID, &[&repo]).assert_success();
+    let mut builder = tar::Builder::new(Vec::new());
+    for (path, mode, data) in [
+        ("custom_hooks/", 0o777, None),
+        (
+            "custom_hooks/pre-receive",
+            0o777,
+            Some("#!/bin/sh\nexit 0\n"),
+        ),
+        ("custom_hooks/post-receive", 0o666, Some("#!/bin/sh\n")),
+        ("custom_hooks/update", 0o4755, Some("#!/bin/sh\n")),
+        ("custom_hooks/post-update", 0o2775, Some("#!/bin/sh\n")),
+    ] {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(match data {
+            None => tar::EntryType::Directory,
+            Some(_) => tar::EntryType::Regular,
+        });
+        header.set_size(data.map_or(0, |data| data.len() as u64));
+        header.set_mode(mode);
+        header.set_mtime(1_700_000_000);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, path, data.unwrap_or("").as_bytes())
+            .unwrap();
+    }
+    let archive = builder.into_inner().unwrap();
+    let key = repo.step_key(ID, "001.custom_hooks.tar");
+    std::fs::write(env.backup_file(&key), &archive).unwrap();
+    record_digest(&env, &repo.manifest_key(ID), &key, &archive);
+
+    let fresh = repo.on_root(env.storage_root("fresh"));
+    env.restore(&[&fresh], &["--id", ID]).assert_success();
+    let modes: Vec<(String, u32)> = snapshot(&fresh.path().join("custom_hooks"))
+        .into_iter()
+        .map(|(path, entry)| match entry {
+            crate::support::Entry::File { mode, .. } | crate::support::Entry::Dir { mode } => {
+                (path, mode)
+            }
+            other => panic!("{path}: {other:?}"),
+        })
+        .collect();
+    let expected = [
+        ("post-receive", 0o644),
+        ("post-update", 0o755),
+        ("pre-receive", 0o755),
+        ("update", 0o755),
+    ];
+    let expected: Vec<(String, u32)> = expected
+        .into_iter()
+        .map(|(path, mode)| (path.to_owned(), mode))
+        .collect();
+    assert_eq!(modes, expected);
+    let dir_mode = std::fs::metadata(fresh.path().join("custom_hooks"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o7777, 0o755);
+}
+
+/// Rewrites the size and SHA-256 a gitbak manifest records for `key`.
+fn record_digest(env: &TestEnv, manifest_key: &str, key: &str, bytes: &[u8]) {
+    let path = env.backup_file(manifest_key);
+    let mut manifest: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    let files = manifest["gitbak"]["files"].as_array().unwrap().clone();
+    let files: Vec<toml::Value> = files
+        .into_iter()
+        .map(|mut file| {
+            if file["path"].as_str() == Some(key) {
+                let table = file.as_table_mut().unwrap();
+                table.insert("size".into(), (bytes.len() as i64).into());
+                table.insert("sha256".into(), crate::support::sha256_hex(bytes).into());
+            }
+            file
+        })
+        .collect();
+    manifest["gitbak"]
+        .as_table_mut()
+        .unwrap()
+        .insert("files".into(), files.into());
+    std::fs::write(&path, toml::to_string(&manifest).unwrap()).unwrap();
+}
+
+/// Issue 8, defect 4: without `RENAME_EXCHANGE` the old repository went
+/// to a fixed aside name, and a leftover there failed every later restore
+/// with "Directory not empty". Asides are now unique to a run.
+#[test]
+fn fallback_swap_is_not_blocked_by_a_leftover() {
+    let env = TestEnv::new();
+    let repo = env.fixture("custom-hooks");
+    let at_backup = RepoState::capture(&env, &repo.path());
+    env.create(ID, &[&repo]).assert_success();
+    let stale = repo.path().with_file_name("+gitbak-tmp-custom-hooks.old");
+    std::fs::create_dir_all(stale.join("objects")).unwrap();
+    for round in 0..2 {
+        env.diverge(&repo.path());
+        env.gitbak(["restore"])
+            .backup_path()
+            .storages_of(&[&repo])
+            .jobs(&[&repo])
+            .env("GITBAK_FAILPOINTS", "no-rename-exchange=on")
+            .run()
+            .assert_success();
+        at_backup.assert_same(
+            &RepoState::capture(&env, &repo.path()),
+            &format!("fallback swap, round {round}"),
+        );
+    }
+    std::fs::remove_dir_all(&stale).unwrap();
+    assert_no_temp_dirs(&repo.storage_root);
 }

@@ -103,7 +103,6 @@ impl Context {
     /// Runs `work` on the blocking pool to its end, whatever happens to
     /// the caller: dropping the returned future does not stop it, and the
     /// run does not end before it has finished.
-    #[allow(dead_code)] // used by restore (issue 8, in progress)
     pub(crate) async fn run_to_end<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,

@@ -3,12 +3,17 @@
 //!
 //! A failed restore leaves the existing repository exactly as it was: the
 //! new one is only swapped in after every check passed, and the old one is
-//! removed only after the swap.
+//! removed only after the swap. Once placement starts (hooks, chown,
+//! fsync, swap, removing the old copy) it runs to its end whatever the
+//! signal; before that, an interrupt removes the build directory, but only
+//! after the git processes writing into it have exited. What a crash
+//! leaves behind, the next restore of the repository cleans up first.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, BufReader};
+use tokio_util::task::TaskTracker;
 
 use crate::git::bundle::{drain, read_bundle_header, BundleHeader};
 use crate::git::refs::{parse_ref_lines, RefLine};
@@ -18,8 +23,8 @@ use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
 use crate::job::Job;
 use crate::layout::manifest::{Manifest, Step};
 use crate::layout::BackupId;
-use crate::node::place::{self, TempDir};
-use crate::node::{hooks, NodeError};
+use crate::node::place::{self, CreatedDirs, Placement, TempDir};
+use crate::node::{hooks, leftovers, NodeError};
 use crate::storage::digest::{
     self, digest_file, digest_of, BodyDigest, DigestReader, VerifyingReader,
 };
@@ -98,6 +103,9 @@ async fn restore_job(
     let result = async {
         let repository = ctx.roots.resolve(&storage_name, &path)?;
         let storage_root = ctx.roots.root(&storage_name)?.to_path_buf();
+        // Before anything else: a crash of an earlier run may have left the
+        // repository moved aside, and the lookups below may fail.
+        sweep_leftovers(ctx, job, &repository).await?;
         let found = match &options.id {
             Some(id) => {
                 backups::find_manifest(ctx.storage.as_ref(), &storage_name, &path, id).await?
@@ -120,6 +128,100 @@ async fn restore_job(
         Ok(()) => Outcome::Completed,
         Err(error) => Outcome::Failed(error.to_string()),
     }
+}
+
+/// Cleans the repository's parent of what dead runs on this host left
+/// there (`leftovers::sweep`), saying in the job's log what it repaired.
+async fn sweep_leftovers(ctx: &Context, job: &Job, repository: &Path) -> Result<(), RestoreError> {
+    let (Some(parent), Some(name)) = (repository.parent(), repository.file_name()) else {
+        return Ok(());
+    };
+    let (parent, name) = (parent.to_path_buf(), name.to_string_lossy().into_owned());
+    let swept = ctx
+        .run_to_end(move || leftovers::sweep(&parent, &name))
+        .await
+        .map_err(|error| RestoreError::Backup(error.to_string()))??;
+    let warn = |message: &str| {
+        ctx.progress
+            .job_event(CommandName::Restore, job, Event::Warning { message })
+    };
+    if let Some(path) = &swept.put_back {
+        warn(&format!(
+            "moved {} back in place: an interrupted restore had moved it aside",
+            path.display()
+        ));
+    }
+    for failure in &swept.failed {
+        warn(&format!(
+            "cannot clean up after an interrupted restore: {failure}"
+        ));
+    }
+    for removed in &swept.removed {
+        tracing::debug!(path = %removed.display(), "removed a leftover of an interrupted restore");
+    }
+    Ok(())
+}
+
+/// The build directory while async code fills it, with the parent
+/// directories made for it.
+///
+/// Its removal never runs on an async thread, nor while git may still
+/// write into it: dropped (an error, or the job's future dropped when the
+/// run is cancelled) it hands the removal to a blocking task the run waits
+/// for, and that task first waits until no git of this gitbak runs in the
+/// directory (a dropped git is killed but not yet reaped). Placement takes
+/// the directory out, so nothing removes it while the swap runs.
+struct Build {
+    path: PathBuf,
+    parts: Option<(TempDir, CreatedDirs)>,
+    unstoppable: TaskTracker,
+}
+
+impl Build {
+    fn new(temp: TempDir, created: CreatedDirs, unstoppable: TaskTracker) -> Self {
+        Self {
+            path: temp.path().to_path_buf(),
+            parts: Some((temp, created)),
+            unstoppable,
+        }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn into_parts(mut self) -> (TempDir, CreatedDirs) {
+        self.parts
+            .take()
+            .expect("only into_parts, discard and drop take the parts, each consuming the Build")
+    }
+
+    /// Removes the build directory and the parents made for it, and waits
+    /// until that is done.
+    async fn discard(mut self) {
+        if let Some(parts) = self.parts.take() {
+            let _ = self.unstoppable.spawn_blocking(move || remove(parts)).await;
+        }
+    }
+}
+
+impl Drop for Build {
+    fn drop(&mut self) {
+        if let Some(parts) = self.parts.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                // A runtime shutting down drops the closure unrun; TempDir's
+                // own Drop then removes it, on this thread.
+                self.unstoppable.spawn_blocking(move || remove(parts));
+            } else {
+                remove(parts);
+            }
+        }
+    }
+}
+
+fn remove((temp, created): (TempDir, CreatedDirs)) {
+    let _ = temp.remove();
+    created.remove();
 }
 
 struct Restore<'a> {
@@ -163,43 +265,73 @@ impl Restore<'_> {
             .unwrap_or(&self.storage_root)
             .to_path_buf();
         let owner = place::owner_for(&self.storage_root)?;
-        place::create_dirs_owned(&parent, owner)?;
-        self.check_free_space(&parent).await?;
+        let created = place::create_dirs_owned(&parent, owner)?;
         let name = self
             .repository
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("repository");
-        let temp = TempDir::beside(&parent, name);
-        let git = &self.ctx.git;
+        let build = Build::new(
+            TempDir::beside(&parent, name),
+            created,
+            self.ctx.unstoppable.clone(),
+        );
+        let built = async {
+            self.check_free_space(&parent).await?;
+            self.build(build.path(), object_format, ref_format).await?;
+            self.fetch_custom_hooks(last).await
+        };
+        let hooks = match built.await {
+            Ok(hooks) => hooks,
+            Err(error) => {
+                build.discard().await;
+                return Err(error);
+            }
+        };
+        let (temp, created) = build.into_parts();
+        let placement = Placement {
+            temp,
+            target: self.repository.clone(),
+            owner,
+            created,
+        };
+        let old = self.repository.clone();
+        let warnings = self
+            .ctx
+            .run_to_end(move || placement.run(move |new| apply_custom_hooks(hooks, &old, new)))
+            .await
+            .map_err(|error| RestoreError::Backup(error.to_string()))??;
+        for message in &warnings {
+            self.ctx
+                .progress
+                .job_event(CommandName::Restore, self.job, Event::Warning { message });
+        }
+        Ok(())
+    }
+
+    /// Makes the new repository in `new`: objects, refs and HEAD.
+    async fn build(
+        &self,
+        new: &Path,
+        object_format: ObjectFormat,
+        ref_format: RefFormat,
+    ) -> Result<(), RestoreError> {
+        let (git, manifest) = (&self.ctx.git, self.manifest);
         let head = manifest.head_reference.as_deref();
-        let head_set = git
-            .init_bare(temp.path(), object_format, ref_format, head)
-            .await?;
+        let head_set = git.init_bare(new, object_format, ref_format, head).await?;
+        crate::failpoint::hit("restore-after-init");
         if !manifest.empty {
-            let final_refs = self.apply_steps(temp.path(), object_format).await?;
-            git.write_refs(temp.path(), ref_format, &final_refs.refs)
-                .await?;
+            let final_refs = self.apply_steps(new, object_format).await?;
+            git.write_refs(new, ref_format, &final_refs.refs).await?;
             match (head, &final_refs.head) {
                 (Some(_), _) if head_set => {}
-                (Some(head), _) => git.set_head_symbolic(temp.path(), head).await?,
-                (None, Some(detached)) => git.set_head_detached(temp.path(), detached).await?,
+                (Some(head), _) => git.set_head_symbolic(new, head).await?,
+                (None, Some(detached)) => git.set_head_detached(new, detached).await?,
                 (None, None) => {}
             }
         } else if let Some(head) = head.filter(|_| !head_set) {
-            git.set_head_symbolic(temp.path(), head).await?;
+            git.set_head_symbolic(new, head).await?;
         }
-        self.restore_custom_hooks(last, temp.path()).await?;
-        let (new, target) = (temp.path().to_path_buf(), self.repository.clone());
-        blocking(move || {
-            if let Some(owner) = owner {
-                place::chown_tree(&new, owner)?;
-            }
-            place::swap_into_place(&new, &target)
-        })
-        .await?;
-        // `temp` now holds the old repository, if there was one; dropping removes it.
-        drop(temp);
         Ok(())
     }
 
@@ -485,25 +617,26 @@ impl Restore<'_> {
     }
 
     /// Hooks come from the last step only; when it has none, the repository
-    /// keeps the hooks it had, as gitaly-backup does.
-    async fn restore_custom_hooks(&self, last: &Step, new: &Path) -> Result<(), RestoreError> {
-        let archive = if last.custom_hooks_path.is_empty() {
-            None
-        } else {
-            match self.open(&last.custom_hooks_path).await {
-                Ok(reader) => Some(read_capped(reader).await?),
-                Err(RestoreError::Storage(error)) if error.is_not_found() => None,
-                Err(error) => return Err(error),
-            }
-        };
-        let (old, new) = (self.repository.clone(), new.to_path_buf());
-        blocking(move || match archive {
-            Some(bytes) => hooks::extract(&bytes, &new),
-            None if old.is_dir() => hooks::copy_existing(&old, &new),
-            None => Ok(()),
-        })
-        .await?;
-        Ok(())
+    /// keeps the hooks it had, as gitaly-backup does (`apply_custom_hooks`).
+    async fn fetch_custom_hooks(&self, last: &Step) -> Result<Option<Vec<u8>>, RestoreError> {
+        if last.custom_hooks_path.is_empty() {
+            return Ok(None);
+        }
+        match self.open(&last.custom_hooks_path).await {
+            Ok(reader) => Ok(Some(read_capped(reader).await?)),
+            Err(RestoreError::Storage(error)) if error.is_not_found() => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Puts hooks into the new repository: the backup's archive, or else the
+/// old repository's hooks. Blocking; part of the placement.
+fn apply_custom_hooks(archive: Option<Vec<u8>>, old: &Path, new: &Path) -> Result<(), NodeError> {
+    match archive {
+        Some(bytes) => hooks::extract(&bytes, new),
+        None if old.is_dir() => hooks::copy_existing(old, new),
+        None => Ok(()),
     }
 }
 

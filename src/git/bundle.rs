@@ -237,6 +237,7 @@ impl Git {
         let mut command = self.command(repository, &args);
         command.stdin(stdin).stdout(Stdio::null());
         self.spawn(&mut command)
+            .inspect(|_| crate::failpoint::hit("restore-index-pack"))
     }
 }
 

@@ -9,6 +9,10 @@ use super::NodeError;
 
 pub const HOOKS_DIR: &str = "custom_hooks";
 
+/// Mode bits a restored hook never has: setuid, setgid, sticky, and
+/// write for group and others.
+const HOOK_MODE_MASK: u32 = 0o7022;
+
 /// Hook archives are held in memory; anything larger is not a hooks directory.
 pub const MAX_HOOKS_ARCHIVE: u64 = 64 << 20;
 
@@ -42,7 +46,13 @@ pub fn archive(repository: &Path) -> Result<Option<Vec<u8>>, NodeError> {
 /// `custom_hooks/`.
 pub fn extract(archive: &[u8], repository: &Path) -> Result<(), NodeError> {
     let mut tar = tar::Archive::new(archive);
+    // Modes come from the archive, but a hook is never group- or
+    // world-writable nor setuid, setgid or sticky, whatever it says:
+    // gitaly-backup's archives carry 0666 and 0777 modes, and anyone who
+    // can write the backup location must not gain a writable or setuid
+    // hook on the Gitaly node.
     tar.set_preserve_permissions(true);
+    tar.set_mask(HOOK_MODE_MASK);
     let bad = |detail: String| NodeError::Invalid(format!("custom hooks archive: {detail}"));
     for entry in tar.entries().map_err(|error| bad(error.to_string()))? {
         let mut entry = entry.map_err(|error| bad(error.to_string()))?;
@@ -113,6 +123,41 @@ mod tests {
             b"x"
         );
         assert!(archive(&to.join("nothing")).unwrap().is_none());
+    }
+
+    #[test]
+    fn modes_are_never_group_or_world_writable_nor_setuid() {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, mode, kind) in [
+            ("custom_hooks/", 0o777, tar::EntryType::Directory),
+            ("custom_hooks/pre-receive", 0o777, tar::EntryType::Regular),
+            ("custom_hooks/post-receive", 0o666, tar::EntryType::Regular),
+            ("custom_hooks/update", 0o4755, tar::EntryType::Regular),
+            ("custom_hooks/sticky.d/", 0o3777, tar::EntryType::Directory),
+        ] {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(kind);
+            header.set_size(if kind.is_dir() { 0 } else { 1 });
+            header.set_mode(mode);
+            header.set_cksum();
+            let data: &[u8] = if kind.is_dir() { b"" } else { b"x" };
+            builder.append_data(&mut header, path, data).unwrap();
+        }
+        let bytes = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        extract(&bytes, dir.path()).unwrap();
+        let mode = |path: &str| {
+            std::fs::metadata(dir.path().join(path))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777
+        };
+        assert_eq!(mode("custom_hooks"), 0o755);
+        assert_eq!(mode("custom_hooks/pre-receive"), 0o755);
+        assert_eq!(mode("custom_hooks/post-receive"), 0o644);
+        assert_eq!(mode("custom_hooks/update"), 0o755);
+        assert_eq!(mode("custom_hooks/sticky.d"), 0o755);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod hooks;
+pub mod leftovers;
 pub mod place;
 
 use std::collections::BTreeMap;
@@ -16,7 +17,8 @@ use crate::layout::{RelativePath, StorageName};
 /// Directory names inside a storage that are never repositories to back up.
 const SKIPPED_DIRECTORIES: &[&str] = &["@pools", "+gitaly", "@cluster"];
 
-/// Prefix of gitbak's temporary directories beside restored repositories.
+/// Prefix of gitbak's temporary directories beside restored repositories
+/// (build directories and asides, see `leftovers`).
 pub const TEMP_PREFIX: &str = "+gitbak-tmp-";
 
 #[derive(Debug, thiserror::Error)]
@@ -215,6 +217,11 @@ mod tests {
             "group/p.git",
             "@pools/11/22/pool.git",
             "+gitbak-tmp-x/y.git",
+            // A build directory and an aside, at the top and beside a repository.
+            "+gitbak-tmp-new+t.git~host~12-0",
+            "group/+gitbak-tmp-new+p.git~host.example~12-1",
+            "group/+gitbak-tmp-old+p.git~host.example~12-2",
+            "@hashed/aa/bb/+gitbak-tmp-old+x.git~h~4194304999-0",
             "+gitaly/tmp/z.git",
         ] {
             let path = dir.path().join(repo);
