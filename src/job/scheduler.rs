@@ -2,9 +2,9 @@
 //!
 //! A reader task takes jobs from their source (stdin, or `--discover`'s
 //! list) and hands them over a channel, at most `source::READ_AHEAD` jobs
-//! ahead of the ones running. Every job gets its own task as soon as it is
-//! read, and waits for a slot of its storage and then a global slot, so a
-//! busy storage does not hold up another storage's jobs (unlike
+//! ahead of the ones running. Each job waits in its storage's queue for a
+//! slot of that storage and then, in a task of its own, for a global slot,
+//! so a busy storage does not hold up another storage's jobs (unlike
 //! gitaly-backup, spec §6.1) unless the whole read-ahead window is queued
 //! behind it. One failure never stops the batch.
 //!
@@ -13,7 +13,7 @@
 //! killed, so they end fast) and are dropped after that. A job that fails
 //! after the cancellation counts as interrupted, not failed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -116,96 +116,162 @@ async fn run_with(
         grace,
     } = settings;
     let global = Arc::new(Semaphore::new(limits.parallel.max(1)));
-    let mut per_storage: HashMap<String, Arc<Semaphore>> = HashMap::new();
-    let mut tasks = JoinSet::new();
+    let mut queues = Queues {
+        by_storage: HashMap::new(),
+        parallel_storage: limits.parallel_storage.max(1),
+    };
+    let mut tasks: JoinSet<(Job, Option<Outcome>)> = JoinSet::new();
     let mut report = RunReport::default();
-    // The reader owns the source in a task of its own, so no select! here
-    // ever drops a read half done (defect 1 of #8: a line lost whenever a
-    // job finished mid-read).
-    let (sender, mut intake) = mpsc::channel::<Intake>(HAND_OVER);
-    let _reader = AbortOnDrop(tokio::spawn(source::feed(source, window, sender)));
-    loop {
-        // Every branch is cancel-safe, so losing the race loses nothing:
-        // `cancelled()` holds no state, `join_next` and `recv` are
-        // documented cancel-safe (an item is taken only when returned).
-        let received = tokio::select! {
-            biased;
-            () = cancel.cancelled() => break,
-            Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
-                record(&mut report, finished);
-                continue;
-            }
-            received = intake.recv() => received,
-        };
-        let (job, ticket) = match received {
-            Some(Ok(queued)) => queued,
-            None => break,
-            Some(Err(error)) => {
-                // Reading stops here; every job read before the bad one
-                // still runs, as it would have had it been read earlier.
-                report.input_error = Some(error);
-                break;
-            }
-        };
-        let storage_slots = per_storage
-            .entry(job.storage_name.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(limits.parallel_storage.max(1))))
-            .clone();
-        let slots = Slots {
-            storage: storage_slots,
-            global: global.clone(),
-        };
+    let spawn = |tasks: &mut JoinSet<_>, (job, ticket, storage_slot): Ready| {
         tasks.spawn(run_job(
             job,
             ticket,
-            slots,
+            storage_slot,
+            global.clone(),
             command,
             progress.clone(),
             cancel.clone(),
             work.clone(),
         ));
-    }
-    // Nothing more is read.
-    drop(intake);
+    };
+    // The reader owns the source in a task of its own, so no select! here
+    // ever drops a read half done (defect 1 of #8: a line was lost whenever
+    // a job finished mid-read).
+    let (sender, mut intake) = mpsc::channel::<Intake>(HAND_OVER);
+    let _reader = AbortOnDrop(tokio::spawn(source::feed(source, window, sender)));
     let grace_over = async {
         cancel.cancelled().await;
         tokio::time::sleep(grace).await;
     };
     tokio::pin!(grace_over);
-    let mut dropped = false;
+    let (mut reading, mut stopped, mut dropped) = (true, false, false);
     loop {
-        // Cancel-safe: `join_next` as above; `grace_over` is pinned
-        // outside the loop, so its timer is not restarted by each round.
+        if !reading && tasks.is_empty() {
+            // Nothing runs, so every storage has a free slot: no job waits
+            // in a queue either.
+            break;
+        }
+        // Every branch is cancel-safe, so losing the race loses nothing:
+        // `cancelled()` holds no state; `grace_over` is pinned outside the
+        // loop, so its timer is not restarted by each round; `join_next`
+        // and `recv` are documented cancel-safe (an item is taken only
+        // when returned).
         tokio::select! {
             biased;
-            finished = tasks.join_next() => match finished {
-                Some(finished) => record(&mut report, finished),
-                None => break,
-            },
+            () = cancel.cancelled(), if !stopped => {
+                // Nothing more is read and queued jobs never start; the
+                // running ones finish, or are dropped after `grace`.
+                stopped = true;
+                reading = false;
+                intake.close();
+                queues.by_storage.clear();
+            }
             () = &mut grace_over, if !dropped => {
-                // Jobs still running after the grace period are dropped;
-                // each is reported as interrupted by `record`.
+                // Each is reported as interrupted by `record`.
                 tasks.abort_all();
                 dropped = true;
             }
+            Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
+                let storage = match &finished {
+                    Ok((job, _)) => Some(job.storage_name.clone()),
+                    Err(_) => None,
+                };
+                record(&mut report, finished);
+                if !stopped {
+                    for ready in queues.dispatch(storage.as_deref()) {
+                        spawn(&mut tasks, ready);
+                    }
+                }
+            }
+            received = intake.recv(), if reading => match received {
+                Some(Ok((job, ticket))) => {
+                    for ready in queues.push(job, ticket) {
+                        spawn(&mut tasks, ready);
+                    }
+                }
+                None => reading = false,
+                Some(Err(error)) => {
+                    // Reading stops here; every job read before the bad
+                    // one still runs, as it would had it been read sooner.
+                    report.input_error = Some(error);
+                    reading = false;
+                }
+            },
         }
     }
     report.interrupted |= cancel.is_cancelled();
     report
 }
 
-/// A job's concurrency slots: its storage's, then the global one.
-struct Slots {
-    storage: Arc<Semaphore>,
-    global: Arc<Semaphore>,
+/// Jobs read and waiting for a slot of their storage, per storage. A
+/// queued job costs its `Job` and strings (≈ 300 bytes for Rails' lines);
+/// it gets a task only once it holds its storage slot, so tasks waiting
+/// for the global slot are at most `parallel_storage` per storage.
+struct Queues {
+    by_storage: HashMap<String, Queue>,
+    parallel_storage: usize,
 }
 
-/// One job's task: wait for slots (unless cancelled first), run, log.
-/// `None`: interrupted.
+struct Queue {
+    slots: Arc<Semaphore>,
+    jobs: VecDeque<(Job, Ticket)>,
+}
+
+/// A job ready for its task: it holds its storage's slot.
+type Ready = (Job, Ticket, OwnedSemaphorePermit);
+
+impl Queues {
+    fn push(&mut self, job: Job, ticket: Ticket) -> Vec<Ready> {
+        let storage = job.storage_name.clone();
+        let parallel_storage = self.parallel_storage;
+        self.by_storage
+            .entry(storage.clone())
+            .or_insert_with(|| Queue {
+                slots: Arc::new(Semaphore::new(parallel_storage)),
+                jobs: VecDeque::new(),
+            })
+            .jobs
+            .push_back((job, ticket));
+        self.dispatch(Some(&storage))
+    }
+
+    /// Takes the jobs of `storage` (every storage if `None`) that can have
+    /// a slot now, in the order they were read, and forgets storages that
+    /// are idle so a stream of distinct names cannot grow the map.
+    fn dispatch(&mut self, storage: Option<&str>) -> Vec<Ready> {
+        let names: Vec<String> = match storage {
+            Some(name) => vec![name.to_owned()],
+            None => self.by_storage.keys().cloned().collect(),
+        };
+        let mut ready = Vec::new();
+        for name in names {
+            let Some(queue) = self.by_storage.get_mut(&name) else {
+                continue;
+            };
+            while !queue.jobs.is_empty() {
+                let Ok(slot) = queue.slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                if let Some((job, ticket)) = queue.jobs.pop_front() {
+                    ready.push((job, ticket, slot));
+                }
+            }
+            if queue.jobs.is_empty() && queue.slots.available_permits() == self.parallel_storage {
+                self.by_storage.remove(&name);
+            }
+        }
+        ready
+    }
+}
+
+/// One job's task: wait for a global slot (unless cancelled first), run,
+/// log. `None`: interrupted.
+#[allow(clippy::too_many_arguments)]
 async fn run_job(
     job: Job,
     ticket: Ticket,
-    slots: Slots,
+    _storage_slot: OwnedSemaphorePermit,
+    global: Arc<Semaphore>,
     command: CommandName,
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
@@ -213,18 +279,14 @@ async fn run_job(
 ) -> (Job, Option<Outcome>) {
     // Cancel-safe: dropping a semaphore's acquire future gives up its place
     // in the queue and holds no permit.
-    let held = tokio::select! {
+    let global_slot = tokio::select! {
         biased;
         () = cancel.cancelled() => None,
-        held = async {
-            let storage = slots.storage.acquire_owned().await.ok();
-            let global = slots.global.acquire_owned().await.ok();
-            (storage, global)
-        } => Some(held),
+        slot = global.acquire_owned() => Some(slot),
     };
     // Started (or never will): no longer ahead of the running jobs.
     drop(ticket);
-    let Some(_held) = held else {
+    let Some(_global_slot) = global_slot else {
         return (job, None);
     };
     progress.job_event(command, &job, Event::Started);
