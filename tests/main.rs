@@ -11,6 +11,7 @@ mod support;
 mod cloud;
 mod create;
 mod generated;
+mod intake;
 mod regression;
 mod restore;
 mod storage;

@@ -11,9 +11,10 @@ mod snapshot;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use command::Run;
+pub use command::{Peak, Run};
 pub use repository::{Repo, RepoState};
 pub use snapshot::{assert_no_temp_dirs, files_under, modified_times, sha256_hex, snapshot, Entry};
 
@@ -235,6 +236,15 @@ impl Gitbak<'_> {
     pub fn jobs(self, repos: &[&Repo]) -> Self {
         let lines: String = repos.iter().map(|repo| repo.job_line() + "\n").collect();
         self.stdin(lines)
+    }
+
+    /// Runs gitbak while `producer` writes its stdin (see
+    /// `command::run_fed`); the run and gitbak's peak memory.
+    pub fn run_fed(self, producer: impl FnOnce(&mut dyn Write) + Send + 'static) -> (Run, Peak) {
+        let mut command = command::hermetic(env!("CARGO_BIN_EXE_gitbak"), &self.env.home());
+        command.args(&self.args);
+        command.envs(self.vars.iter().map(|(name, value)| (name, value)));
+        command::run_fed(&mut command, producer)
     }
 
     pub fn run(self) -> Run {
