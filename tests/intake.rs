@@ -337,3 +337,46 @@ fn a_panicking_job_names_its_repository() {
         )
     );
 }
+
+#[test]
+fn after_a_signal_queued_jobs_never_start() {
+    // SIGTERM as the first job starts (`job-start=term`), with 500 jobs
+    // queued behind it: none of them starts, the running one may finish
+    // or fail (its git is killed) but is not reported as a failure, and
+    // the run exits 130.
+    let env = TestEnv::new();
+    let repo = env.fixture("custom-hooks");
+    let mut input = repo.job_line() + "\n";
+    input.extend((0..500).map(|n| job_line("elsewhere", n)));
+    let run = env
+        .gitbak([
+            "create",
+            "--local-storages-only",
+            "--parallel",
+            "1",
+            "--id",
+            ID,
+        ])
+        .backup_path()
+        .storages_of(&[&repo])
+        .env("GITBAK_FAILPOINTS", "job-start=term")
+        .stdin(input)
+        .run();
+    run.assert_code(130);
+    assert_eq!(
+        run.paths_with_msg("started create"),
+        BTreeSet::from([repo.relative_path.clone()])
+    );
+    assert!(
+        run.lines_with_msg("create failed").is_empty(),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("pipeline:"), "{}", run.stdout);
+    assert_eq!(
+        run.lines_with_msg("create: interrupted; rerun with the same --id to resume")
+            .len(),
+        1
+    );
+    assert!(!env.backup_file("backup_ids").exists());
+}

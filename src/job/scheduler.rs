@@ -765,4 +765,42 @@ mod tests {
         ));
         assert_eq!(*ran.lock().unwrap(), ["1.git"]);
     }
+
+    #[test]
+    fn queues_keep_each_storages_order_and_forget_idle_storages() {
+        let mut queues = Queues {
+            by_storage: HashMap::new(),
+            parallel_storage: 2,
+        };
+        let job = |storage: &str, n: usize| Job {
+            storage_name: storage.into(),
+            relative_path: format!("{n}.git"),
+            ..Job::default()
+        };
+        let names = |ready: &[Ready]| -> Vec<String> {
+            ready
+                .iter()
+                .map(|(job, _, _)| format!("{}/{}", job.storage_name, job.relative_path))
+                .collect()
+        };
+        let mut running = Vec::new();
+        for n in 0..5 {
+            running.extend(queues.push(job("a", n), Ticket::for_test()));
+        }
+        running.extend(queues.push(job("b", 0), Ticket::for_test()));
+        assert_eq!(names(&running), ["a/0.git", "a/1.git", "b/0.git"]);
+        // a/0 ends: a's next job, in the order read.
+        drop(running.remove(0));
+        let next = queues.dispatch(Some("a"));
+        assert_eq!(names(&next), ["a/2.git"]);
+        running.extend(next);
+        // Everything running ends.
+        running.clear();
+        let rest = queues.dispatch(None);
+        assert_eq!(names(&rest), ["a/3.git", "a/4.git"]);
+        assert!(!queues.by_storage.contains_key("b"), "idle b is kept");
+        drop(rest);
+        assert!(queues.dispatch(None).is_empty());
+        assert!(queues.by_storage.is_empty());
+    }
 }

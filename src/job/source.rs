@@ -226,6 +226,18 @@ fn text_bytes(job: &Job) -> usize {
     .sum()
 }
 
+#[cfg(test)]
+impl Ticket {
+    /// A ticket of a window of its own, for tests of what holds tickets.
+    pub(crate) fn for_test() -> Self {
+        let window = Window::new(1, 1);
+        Self {
+            _job: window.jobs.try_acquire_owned().expect("a free place"),
+            _bytes: window.bytes.try_acquire_owned().expect("a free byte"),
+        }
+    }
+}
+
 /// A job handed from the reader to the scheduler, with its place in the
 /// window.
 pub type Intake = Result<(Job, Ticket), InputError>;
