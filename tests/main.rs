@@ -2,8 +2,9 @@
 //! binary against real git repositories built by `fixtures/repos/make-*.sh`.
 //!
 //! Run with `cargo test --test main`. Modules: `support` (TestEnv, hermetic
-//! git, helpers), one module per command, and `regression` (compatibility
-//! with backups gitaly-backup wrote, and fixed bugs).
+//! git, helpers), one module per command, `intake` (reading jobs from
+//! stdin), and `regression` (compatibility with backups gitaly-backup
+//! wrote, and fixed bugs).
 #![allow(clippy::unwrap_used)]
 
 mod support;
