@@ -2,9 +2,10 @@
 //! binary against real git repositories built by `fixtures/repos/make-*.sh`.
 //!
 //! Run with `cargo test --test main`. Modules: `support` (TestEnv, hermetic
-//! git, helpers), one module per command, `crash` (restores killed or
-//! interrupted at each failpoint), and `regression` (compatibility with
-//! backups gitaly-backup wrote, and fixed bugs).
+//! git, helpers), one module per command, `intake` (reading jobs from
+//! stdin), `crash` (restores killed or interrupted at each failpoint), and
+//! `regression` (compatibility with backups gitaly-backup wrote, and fixed
+//! bugs).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -13,6 +14,7 @@ mod cloud;
 mod crash;
 mod create;
 mod generated;
+mod intake;
 mod regression;
 mod restore;
 mod storage;

@@ -18,7 +18,8 @@ use crate::cmd::{self, RunOptions, Setup};
 use crate::exit::{Status, UsageError};
 use crate::job::progress::CommandName;
 use crate::job::scheduler::{JobSource, Limits, RunReport};
-use crate::job::{Job, JobReader};
+use crate::job::source::JobReader;
+use crate::job::Job;
 use crate::layout::BackupId;
 use output::JsonLog;
 
@@ -256,6 +257,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Status> {
     }
 }
 
+/// Jobs from stdin: read through an 8 KiB buffer, at most 64 KiB of one
+/// object at a time, never more than `job::source::READ_AHEAD` jobs ahead.
 fn stdin_jobs() -> impl JobSource {
     JobReader::new(BufReader::new(tokio::io::stdin()))
 }

@@ -8,8 +8,13 @@ use serde_json::{Map, Value};
 
 use crate::job::progress::{CommandName, Event, Progress};
 use crate::job::scheduler::RunReport;
-use crate::job::Job;
+use crate::job::{bounded, Job, ECHO_LIMIT};
 use crate::layout::civil_from_unix;
+
+/// The longest message (an error, a warning) a log line carries. Messages
+/// are one line of what went wrong; input values in them are cut to
+/// `ECHO_LIMIT` first, this catches what quotes them in another form.
+const MESSAGE_LIMIT: usize = 8 * ECHO_LIMIT;
 
 /// Writes one JSON object per line, keys in alphabetical order, as logrus'
 /// JSON formatter does.
@@ -72,22 +77,47 @@ impl JsonLog {
             report.failures.len()
         );
         for (job, error) in &report.failures {
-            msg.push_str(&format!("\n - {}", job.relative_path));
+            msg.push_str(&format!("\n - {}", echo(&job.relative_path)));
             if !job.gl_project_path.is_empty() {
-                msg.push_str(&format!(" ({})", job.gl_project_path));
+                msg.push_str(&format!(" ({})", echo(&job.gl_project_path)));
             }
-            msg.push_str(&format!(": {error}"));
+            msg.push_str(&format!(": {}", message(job, error)));
         }
         self.line("error", &msg, Map::new());
     }
 }
 
+/// An input value as a log line shows it: at most `ECHO_LIMIT` bytes.
+fn echo(value: &str) -> String {
+    bounded(value, ECHO_LIMIT).into_owned()
+}
+
+/// A message about `job` as a log line shows it: the job's values it
+/// quotes cut to `ECHO_LIMIT`, the whole to `MESSAGE_LIMIT`.
+fn message(job: &Job, text: &str) -> String {
+    let mut text = text.to_owned();
+    for value in [&job.relative_path, &job.gl_project_path, &job.storage_name] {
+        if value.len() <= ECHO_LIMIT {
+            continue;
+        }
+        let short = echo(value);
+        text = text.replace(value.as_str(), &short);
+        // Quoted with `{:?}`, as most errors quote paths.
+        let quoted = format!("{value:?}");
+        let quoted = &quoted[1..quoted.len() - 1];
+        if quoted != value.as_str() {
+            text = text.replace(quoted, format!("{:?}", short.as_str()).trim_matches('"'));
+        }
+    }
+    bounded(&text, MESSAGE_LIMIT).into_owned()
+}
+
 fn job_fields(command: CommandName, job: &Job) -> Map<String, Value> {
     let mut fields = Map::new();
     fields.insert("command.name".into(), command.as_str().into());
-    fields.insert("storage_name".into(), job.storage_name.clone().into());
-    fields.insert("relative_path".into(), job.relative_path.clone().into());
-    fields.insert("gl_project_path".into(), job.gl_project_path.clone().into());
+    fields.insert("storage_name".into(), echo(&job.storage_name).into());
+    fields.insert("relative_path".into(), echo(&job.relative_path).into());
+    fields.insert("gl_project_path".into(), echo(&job.gl_project_path).into());
     fields
 }
 
@@ -99,14 +129,14 @@ impl Progress for JsonLog {
             Event::Started => self.line("info", &format!("started {name}"), fields),
             Event::Completed => self.line("info", &format!("completed {name}"), fields),
             Event::Skipped { reason } => {
-                fields.insert("reason".into(), reason.into());
+                fields.insert("reason".into(), message(job, reason).into());
                 self.line("warning", &format!("skipped {name}"), fields);
             }
             Event::Failed { error } => {
-                fields.insert("error".into(), error.into());
+                fields.insert("error".into(), message(job, error).into());
                 self.line("error", &format!("{name} failed"), fields);
             }
-            Event::Warning { message } => self.line("warning", message, fields),
+            Event::Warning { message: text } => self.line("warning", &message(job, text), fields),
         }
     }
 
@@ -182,5 +212,52 @@ mod tests {
             "restore: pipeline: 2 failures encountered:\n - @hashed/x.git (group/project): boom\n - b.git: bang"
         );
         assert_eq!(summary["level"], "error");
+    }
+
+    #[test]
+    fn input_values_are_echoed_up_to_a_bound() {
+        let buffer = Buffer::default();
+        let log = JsonLog {
+            out: Mutex::new(Box::new(buffer.clone())),
+            pid: 1,
+        };
+        let long_path = format!("{}.git", "ü".repeat(30_000));
+        let job = Job {
+            storage_name: "s".repeat(70_000),
+            relative_path: long_path.clone(),
+            gl_project_path: "g\"".repeat(20_000),
+            ..Job::default()
+        };
+        log.job_event(CommandName::Create, &job, Event::Started);
+        let error = format!(
+            "relative path {:?} of storage {} is bad ({:?})",
+            job.relative_path, job.storage_name, job.gl_project_path
+        );
+        log.job_event(CommandName::Create, &job, Event::Failed { error: &error });
+        let mut report = RunReport::default();
+        report.failures.push((job.clone(), error.clone()));
+        log.summary(CommandName::Create, &report);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3);
+        let started = &lines[0];
+        let path = started["relative_path"].as_str().unwrap();
+        assert!(path.ends_with('…') && long_path.starts_with(path.trim_end_matches('…')));
+        assert!(path.len() <= ECHO_LIMIT + 3, "{}", path.len());
+        assert_eq!(
+            started["storage_name"].as_str().unwrap().len(),
+            ECHO_LIMIT + 3
+        );
+        let failed = lines[1]["error"].as_str().unwrap();
+        assert!(failed.starts_with("relative path \"üüü"), "{failed}");
+        assert!(failed.contains("…\" of storage sss"), "{failed}");
+        assert!(failed.contains("… is bad (\"g\\\"g\\\""), "{failed}");
+        assert!(failed.len() < 4 * ECHO_LIMIT, "{}", failed.len());
+        for line in text.lines() {
+            assert!(line.len() < 12 * ECHO_LIMIT, "{} bytes", line.len());
+        }
     }
 }

@@ -1,11 +1,14 @@
-//! Jobs: the repositories to work on, read from stdin exactly as
-//! gitaly-backup's decoder reads them (spec §2.1). Runs nothing.
+//! Jobs: the repositories to work on, decoded from stdin's JSON objects
+//! exactly as gitaly-backup's decoder reads them (spec §2.1). Runs nothing;
+//! `source` reads them, `scheduler` runs them.
 
 pub mod progress;
 pub mod scheduler;
+pub mod source;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+pub use source::JobReader;
 
 /// One repository to back up or restore, and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -40,6 +43,11 @@ pub enum InputError {
     NotAnObject { line: usize, found: &'static str },
     #[error("stdin ends inside the JSON object that starts on line {line}")]
     Truncated { line: usize },
+    #[error(
+        "stdin line {line}: the JSON object that starts there is longer than {} KiB; \
+         is this really a job line?", limit >> 10
+    )]
+    TooLong { line: usize, limit: usize },
     #[error("reading stdin: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -52,87 +60,33 @@ fn object_start(line: usize, start: usize) -> String {
     }
 }
 
+/// The most of an input value a message ever repeats: a job line can hold
+/// 64 KiB, a log line should not.
+pub const ECHO_LIMIT: usize = 512;
+
+/// `text` cut to at most `limit` bytes on a character boundary, with "…"
+/// when something was cut.
+pub fn bounded(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= limit {
+        return text.into();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
 /// serde_json's message without its position, which counts from the start
-/// of the object being decoded rather than of stdin.
+/// of the object being decoded rather than of stdin, and never longer than
+/// `ECHO_LIMIT` in case it quotes the input.
 fn without_position(error: &serde_json::Error) -> String {
     let text = error.to_string();
-    match text.rfind(" at line ") {
-        Some(end) => text[..end].to_owned(),
-        None => text,
-    }
-}
-
-/// Streams jobs from a stream of JSON objects, one per line in practice,
-/// but any whitespace separation works (pretty-printed objects included).
-pub struct JobReader<R> {
-    input: R,
-    /// Text read but not yet decoded, and the line it starts on.
-    pending: String,
-    pending_line: usize,
-    lines_read: usize,
-}
-
-impl<R: AsyncBufRead + Unpin> JobReader<R> {
-    pub fn new(input: R) -> Self {
-        Self {
-            input,
-            pending: String::new(),
-            pending_line: 1,
-            lines_read: 0,
-        }
-    }
-
-    pub async fn next_job(&mut self) -> Result<Option<Job>, InputError> {
-        loop {
-            if let Some(job) = self.decode_pending()? {
-                return Ok(Some(job));
-            }
-            let mut line = String::new();
-            if self.input.read_line(&mut line).await? == 0 {
-                return if self.pending.trim().is_empty() {
-                    Ok(None)
-                } else {
-                    Err(InputError::Truncated {
-                        line: self.pending_line,
-                    })
-                };
-            }
-            self.lines_read += 1;
-            if self.pending.trim().is_empty() {
-                self.pending.clear();
-                self.pending_line = self.lines_read;
-            }
-            self.pending.push_str(&line);
-        }
-    }
-
-    /// Decodes one object from `pending` if it holds a complete one.
-    fn decode_pending(&mut self) -> Result<Option<Job>, InputError> {
-        let leading = self.pending.len() - self.pending.trim_start().len();
-        self.pending_line += self.pending[..leading].matches('\n').count();
-        self.pending.drain(..leading);
-        if self.pending.is_empty() {
-            return Ok(None);
-        }
-        let mut stream = serde_json::Deserializer::from_str(&self.pending).into_iter::<Value>();
-        match stream.next() {
-            None => Ok(None),
-            Some(Err(error)) if error.is_eof() => Ok(None),
-            Some(Err(error)) => Err(InputError::Syntax {
-                line: self.pending_line + error.line().saturating_sub(1),
-                column: error.column(),
-                start: self.pending_line,
-                detail: without_position(&error),
-            }),
-            Some(Ok(value)) => {
-                let consumed = stream.byte_offset();
-                let line = self.pending_line;
-                self.pending_line += self.pending[..consumed].matches('\n').count();
-                self.pending.drain(..consumed);
-                job_from_value(value, line).map(Some)
-            }
-        }
-    }
+    let text = match text.rfind(" at line ") {
+        Some(end) => &text[..end],
+        None => &text,
+    };
+    bounded(text, ECHO_LIMIT).into_owned()
 }
 
 /// Go's decoder matches field names case-insensitively, ignores unknown
@@ -193,85 +147,13 @@ fn job_from_value(value: Value, line: usize) -> Result<Job, InputError> {
 mod tests {
     use super::*;
 
-    async fn read_all(input: &str) -> (Vec<Job>, Option<InputError>) {
-        let mut reader = JobReader::new(input.as_bytes());
-        let mut jobs = Vec::new();
-        loop {
-            match reader.next_job().await {
-                Ok(Some(job)) => jobs.push(job),
-                Ok(None) => return (jobs, None),
-                Err(error) => return (jobs, Some(error)),
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn reads_rails_lines() {
-        let input = r#"{"storage_name":"default","relative_path":"@hashed/6b/86/x.git","gl_project_path":"group/project","always_create":true}
-{"storage_name":"default","relative_path":"@hashed/6b/86/x.wiki.git","gl_project_path":"group/project.wiki","always_create":false}
-"#;
-        let (jobs, error) = read_all(input).await;
-        assert!(error.is_none());
-        assert_eq!(jobs.len(), 2);
-        assert_eq!(jobs[0].relative_path, "@hashed/6b/86/x.git");
-        assert!(jobs[0].always_create);
-        assert_eq!(jobs[1].line, 2);
-    }
-
-    #[tokio::test]
-    async fn case_insensitive_pretty_printed_and_unknown_fields() {
-        let input = "\n{\n  \"Storage_Name\": \"default\",\n  \"RELATIVE_PATH\": \"a.git\",\n  \"extra\": [1],\n  \"token\": null\n}\n{\"storage_name\":\"s\",\"relative_path\":\"b.git\"} {\"storage_name\":\"s\",\"relative_path\":\"c.git\"}\n";
-        let (jobs, error) = read_all(input).await;
-        assert!(error.is_none(), "{error:?}");
-        assert_eq!(
-            jobs.iter()
-                .map(|j| j.relative_path.as_str())
-                .collect::<Vec<_>>(),
-            ["a.git", "b.git", "c.git"]
-        );
-        assert_eq!(jobs.iter().map(|j| j.line).collect::<Vec<_>>(), [2, 8, 8]);
-        assert_eq!(jobs[0].storage_name, "default");
-    }
-
-    #[tokio::test]
-    async fn errors_name_the_line() {
-        let (jobs, error) = read_all(
-            "{\"storage_name\":\"a\",\"relative_path\":\"x.git\"}\n{\"storage_name\": oops}\n",
-        )
-        .await;
-        assert_eq!(jobs.len(), 1);
-        assert!(
-            matches!(error, Some(InputError::Syntax { line: 2, .. })),
-            "{error:?}"
-        );
-        let (_, error) = read_all("{\"storage_name\":\"a\",\n{\"storage_name\":\"b\"}\n").await;
-        let text = error.unwrap().to_string();
-        assert!(
-            text.starts_with("stdin line 2, column 1: invalid JSON"),
-            "{text}"
-        );
-        assert!(
-            text.ends_with("(in the JSON object that starts on line 1)"),
-            "{text}"
-        );
-        let (_, error) = read_all("{\"relative_path\": 5}\n").await;
-        assert!(matches!(
-            error,
-            Some(InputError::FieldType {
-                line: 1,
-                field: "relative_path",
-                ..
-            })
-        ));
-        let (_, error) = read_all("\n\n{\"relative_path\": \"x\"\n").await;
-        assert!(
-            matches!(error, Some(InputError::Truncated { line: 3 })),
-            "{error:?}"
-        );
-        let (_, error) = read_all("[1]\n").await;
-        assert!(matches!(
-            error,
-            Some(InputError::NotAnObject { line: 1, .. })
-        ));
+    #[test]
+    fn bounded_cuts_on_a_char_boundary() {
+        assert_eq!(bounded("short", 512), "short");
+        let long = "é".repeat(400); // 800 bytes
+        let cut = bounded(&long, 511);
+        assert_eq!(cut.len(), 510 + "…".len());
+        assert!(cut.ends_with('…'));
+        assert_eq!(bounded(&"a".repeat(513), 512).len(), 512 + "…".len());
     }
 }

@@ -1,22 +1,42 @@
 //! The one place that decides how many repositories run at once.
 //!
-//! Every job gets its own task as soon as it is read, and waits for a slot
-//! of its storage and then a global slot, so a busy storage never holds up
-//! another storage's jobs (no head-of-line blocking, unlike gitaly-backup,
-//! spec §6.1). One failure never stops the batch; Ctrl-C cancels every job.
+//! A reader task takes jobs from their source (stdin, or `--discover`'s
+//! list) and hands them over a channel, at most `source::READ_AHEAD` jobs
+//! ahead of the ones running. Each job waits in its storage's queue for a
+//! slot of that storage and then, in a task of its own, for a global slot,
+//! so a busy storage does not hold up another storage's jobs (unlike
+//! gitaly-backup, spec §6.1) unless the whole read-ahead window is queued
+//! behind it. One failure never stops the batch.
+//!
+//! Cancellation (SIGINT, SIGTERM): nothing more is read, queued jobs never
+//! start, running ones keep running for `GRACE` so they can clean up (git is
+//! killed, so they end fast) and are dropped after that. A job that fails
+//! after the cancellation counts as interrupted, not failed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use async_trait::async_trait;
-use tokio::sync::Semaphore;
+use futures::FutureExt;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::progress::{CommandName, Event, Progress};
-use super::{InputError, Job, JobReader};
+use super::source::{self, Intake, Ticket, Window};
+use super::{InputError, Job};
+
+pub use super::source::JobSource;
+
+/// How long running jobs get to finish after a cancellation.
+pub const GRACE: Duration = Duration::from_secs(10);
+
+/// Jobs handed from the reader task to the scheduler at once; the window,
+/// not this, bounds how far reading runs ahead.
+const HAND_OVER: usize = 64;
 
 /// How one job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,26 +55,6 @@ pub struct Limits {
     pub parallel_storage: usize,
 }
 
-/// Where jobs come from: stdin, or a list made by `--discover`.
-#[async_trait]
-pub trait JobSource: Send {
-    async fn next_job(&mut self) -> Result<Option<Job>, InputError>;
-}
-
-#[async_trait]
-impl<R: tokio::io::AsyncBufRead + Unpin + Send> JobSource for JobReader<R> {
-    async fn next_job(&mut self) -> Result<Option<Job>, InputError> {
-        JobReader::next_job(self).await
-    }
-}
-
-#[async_trait]
-impl JobSource for std::vec::IntoIter<Job> {
-    async fn next_job(&mut self) -> Result<Option<Job>, InputError> {
-        Ok(self.next())
-    }
-}
-
 /// What a whole run did.
 #[derive(Debug, Default)]
 pub struct RunReport {
@@ -70,73 +70,263 @@ pub struct RunReport {
 pub type Work = Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync>;
 
 pub async fn run(
-    mut source: impl JobSource,
+    source: impl JobSource,
     limits: Limits,
     command: CommandName,
     progress: Arc<dyn Progress>,
     cancel: CancellationToken,
     work: Work,
 ) -> RunReport {
+    let settings = Settings {
+        limits,
+        window: Window::default(),
+        grace: GRACE,
+    };
+    run_with(source, settings, command, progress, cancel, work).await
+}
+
+/// What `run` fixes and unit tests vary.
+struct Settings {
+    limits: Limits,
+    window: Window,
+    grace: Duration,
+}
+
+/// Aborts the reader task when the scheduler is done with it, whatever
+/// way `run_with` ends (it may be blocked reading a stdin nobody closes).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn run_with(
+    source: impl JobSource,
+    settings: Settings,
+    command: CommandName,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    work: Work,
+) -> RunReport {
+    let Settings {
+        limits,
+        window,
+        grace,
+    } = settings;
     let global = Arc::new(Semaphore::new(limits.parallel.max(1)));
-    let mut per_storage: HashMap<String, Arc<Semaphore>> = HashMap::new();
-    let mut tasks = JoinSet::new();
+    let mut queues = Queues {
+        by_storage: HashMap::new(),
+        parallel_storage: limits.parallel_storage.max(1),
+    };
+    let mut tasks: JoinSet<(Job, Option<Outcome>)> = JoinSet::new();
     let mut report = RunReport::default();
-    loop {
-        let next = tokio::select! {
-            () = cancel.cancelled() => break,
-            next = source.next_job() => next,
-            Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
-                record(&mut report, finished);
-                continue;
-            }
-        };
-        let job = match next {
-            Ok(Some(job)) => job,
-            Ok(None) => break,
-            Err(error) => {
-                // Jobs already started finish; nothing more is read.
-                report.input_error = Some(error);
-                break;
-            }
-        };
-        let storage_slots = per_storage
-            .entry(job.storage_name.clone())
-            .or_insert_with(|| Arc::new(Semaphore::new(limits.parallel_storage.max(1))))
-            .clone();
-        let (global, progress, cancel, work) = (
+    let spawn = |tasks: &mut JoinSet<_>, (job, ticket, storage_slot): Ready| {
+        tasks.spawn(run_job(
+            job,
+            ticket,
+            storage_slot,
             global.clone(),
+            command,
             progress.clone(),
             cancel.clone(),
             work.clone(),
-        );
-        tasks.spawn(async move {
-            let outcome = tokio::select! {
-                () = cancel.cancelled() => None,
-                outcome = async {
-                    let _storage_slot = storage_slots.acquire_owned().await.ok();
-                    let _global_slot = global.acquire_owned().await.ok();
-                    progress.job_event(command, &job, Event::Started);
-                    work(job.clone()).await
-                } => Some(outcome),
-            };
-            match &outcome {
-                Some(Outcome::Completed) => progress.job_event(command, &job, Event::Completed),
-                Some(Outcome::Skipped(reason) | Outcome::AlreadyDone(reason)) => {
-                    progress.job_event(command, &job, Event::Skipped { reason })
-                }
-                Some(Outcome::Failed(error)) => {
-                    progress.job_event(command, &job, Event::Failed { error })
-                }
-                None => {}
+        ));
+    };
+    // The reader owns the source in a task of its own, so no select! here
+    // ever drops a read half done (defect 1 of #8: a line was lost whenever
+    // a job finished mid-read).
+    let (sender, mut intake) = mpsc::channel::<Intake>(HAND_OVER);
+    let _reader = AbortOnDrop(tokio::spawn(source::feed(source, window, sender)));
+    let grace_over = async {
+        cancel.cancelled().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::pin!(grace_over);
+    let (mut reading, mut stopped, mut dropped) = (true, false, false);
+    loop {
+        if !reading && tasks.is_empty() {
+            // Nothing runs, so every storage has a free slot: no job waits
+            // in a queue either.
+            break;
+        }
+        // Every branch is cancel-safe, so losing the race loses nothing:
+        // `cancelled()` holds no state; `grace_over` is pinned outside the
+        // loop, so its timer is not restarted by each round; `join_next`
+        // and `recv` are documented cancel-safe (an item is taken only
+        // when returned).
+        tokio::select! {
+            biased;
+            () = cancel.cancelled(), if !stopped => {
+                // Nothing more is read and queued jobs never start; the
+                // running ones finish, or are dropped after `grace`.
+                stopped = true;
+                reading = false;
+                intake.close();
+                queues.by_storage.clear();
             }
-            (job, outcome)
-        });
+            () = &mut grace_over, if !dropped => {
+                // Each is reported as interrupted by `record`.
+                tasks.abort_all();
+                dropped = true;
+            }
+            Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
+                let storage = match &finished {
+                    Ok((job, _)) => Some(job.storage_name.clone()),
+                    Err(_) => None,
+                };
+                record(&mut report, finished);
+                if !stopped {
+                    for ready in queues.dispatch(storage.as_deref()) {
+                        spawn(&mut tasks, ready);
+                    }
+                }
+            }
+            received = intake.recv(), if reading => match received {
+                Some(Ok((job, ticket))) => {
+                    for ready in queues.push(job, ticket) {
+                        spawn(&mut tasks, ready);
+                    }
+                }
+                None => reading = false,
+                Some(Err(error)) => {
+                    // Reading stops here; every job read before the bad
+                    // one still runs, as it would had it been read sooner.
+                    report.input_error = Some(error);
+                    reading = false;
+                }
+            },
+        }
     }
-    while let Some(finished) = tasks.join_next().await {
-        record(&mut report, finished);
-    }
-    report.interrupted = cancel.is_cancelled();
+    report.interrupted |= cancel.is_cancelled();
     report
+}
+
+/// Jobs read and waiting for a slot of their storage, per storage. A
+/// queued job costs its `Job` and strings (≈ 300 bytes for Rails' lines);
+/// it gets a task only once it holds its storage slot, so tasks waiting
+/// for the global slot are at most `parallel_storage` per storage.
+struct Queues {
+    by_storage: HashMap<String, Queue>,
+    parallel_storage: usize,
+}
+
+struct Queue {
+    slots: Arc<Semaphore>,
+    jobs: VecDeque<(Job, Ticket)>,
+}
+
+/// A job ready for its task: it holds its storage's slot.
+type Ready = (Job, Ticket, OwnedSemaphorePermit);
+
+impl Queues {
+    fn push(&mut self, job: Job, ticket: Ticket) -> Vec<Ready> {
+        let storage = job.storage_name.clone();
+        let parallel_storage = self.parallel_storage;
+        self.by_storage
+            .entry(storage.clone())
+            .or_insert_with(|| Queue {
+                slots: Arc::new(Semaphore::new(parallel_storage)),
+                jobs: VecDeque::new(),
+            })
+            .jobs
+            .push_back((job, ticket));
+        self.dispatch(Some(&storage))
+    }
+
+    /// Takes the jobs of `storage` (every storage if `None`) that can have
+    /// a slot now, in the order they were read, and forgets storages that
+    /// are idle so a stream of distinct names cannot grow the map.
+    fn dispatch(&mut self, storage: Option<&str>) -> Vec<Ready> {
+        let names: Vec<String> = match storage {
+            Some(name) => vec![name.to_owned()],
+            None => self.by_storage.keys().cloned().collect(),
+        };
+        let mut ready = Vec::new();
+        for name in names {
+            let Some(queue) = self.by_storage.get_mut(&name) else {
+                continue;
+            };
+            while !queue.jobs.is_empty() {
+                let Ok(slot) = queue.slots.clone().try_acquire_owned() else {
+                    break;
+                };
+                if let Some((job, ticket)) = queue.jobs.pop_front() {
+                    ready.push((job, ticket, slot));
+                }
+            }
+            if queue.jobs.is_empty() && queue.slots.available_permits() == self.parallel_storage {
+                self.by_storage.remove(&name);
+            }
+        }
+        ready
+    }
+}
+
+/// One job's task: wait for a global slot (unless cancelled first), run,
+/// log. `None`: interrupted.
+#[allow(clippy::too_many_arguments)]
+async fn run_job(
+    job: Job,
+    ticket: Ticket,
+    _storage_slot: OwnedSemaphorePermit,
+    global: Arc<Semaphore>,
+    command: CommandName,
+    progress: Arc<dyn Progress>,
+    cancel: CancellationToken,
+    work: Work,
+) -> (Job, Option<Outcome>) {
+    // Cancel-safe: dropping a semaphore's acquire future gives up its place
+    // in the queue and holds no permit.
+    let global_slot = tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        slot = global.acquire_owned() => Some(slot),
+    };
+    // Started (or never will): no longer ahead of the running jobs.
+    drop(ticket);
+    let Some(_global_slot) = global_slot else {
+        return (job, None);
+    };
+    progress.job_event(command, &job, Event::Started);
+    // Not raced against `cancel`: a running job cleans up after itself
+    // (git is killed on cancel) and ends; the scheduler drops it only when
+    // the grace period is over.
+    let work = AssertUnwindSafe(async {
+        crate::failpoint::hit("job-start");
+        work(job.clone()).await
+    });
+    let outcome = match work.catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => Outcome::Failed(format!(
+            "internal error: gitbak panicked while working on it ({}); please report this",
+            panic_message(panic.as_ref())
+        )),
+    };
+    let outcome = match outcome {
+        // Most likely failed because its git was killed: interrupted.
+        Outcome::Failed(_) if cancel.is_cancelled() => return (job, None),
+        outcome => outcome,
+    };
+    match &outcome {
+        Outcome::Completed => progress.job_event(command, &job, Event::Completed),
+        Outcome::Skipped(reason) | Outcome::AlreadyDone(reason) => {
+            progress.job_event(command, &job, Event::Skipped { reason })
+        }
+        Outcome::Failed(error) => progress.job_event(command, &job, Event::Failed { error }),
+    }
+    (job, Some(outcome))
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        text
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text
+    } else {
+        "no message"
+    }
 }
 
 fn record(
@@ -149,6 +339,10 @@ fn record(
         Ok((_, Some(Outcome::Skipped(_)))) => report.skipped += 1,
         Ok((job, Some(Outcome::Failed(error)))) => report.failures.push((job, error)),
         Ok((_, None)) => report.interrupted = true,
+        // Dropped after the grace period.
+        Err(error) if error.is_cancelled() => report.interrupted = true,
+        // Panics inside a job's work are caught in `run_job` and name the
+        // job; this is a panic in the scheduler's own code around it.
         Err(error) => report
             .failures
             .push((Job::default(), format!("internal error: {error}"))),
@@ -298,5 +492,315 @@ mod tests {
         assert_eq!(report.completed, 5);
         assert_eq!(report.failures.len(), 1);
         assert_eq!(report.failures[0].0.relative_path, "3.git");
+    }
+
+    fn limits(parallel: usize) -> Limits {
+        Limits {
+            parallel,
+            parallel_storage: parallel,
+        }
+    }
+
+    fn settings(parallel: usize, window: usize, grace: Duration) -> Settings {
+        Settings {
+            limits: limits(parallel),
+            window: Window::new(window, usize::MAX >> 4),
+            grace,
+        }
+    }
+
+    #[tokio::test]
+    async fn stdin_read_in_odd_pieces_while_jobs_finish_loses_no_line() {
+        // Defect 1 of #8: a job finishing while a line was half read lost
+        // the half. Lines arrive in 1–7 byte pieces with yields between,
+        // and jobs finish all the time.
+        const LINES: usize = 2_000;
+        let text: String = (0..LINES)
+            .map(|n| {
+                format!(
+                    "{{\"storage_name\":\"s{}\",\"relative_path\":\"g/{n}.git\"}}\n",
+                    n % 3
+                )
+            })
+            .collect();
+        let (mut writer, reader) = tokio::io::duplex(64);
+        let producer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let bytes = text.as_bytes();
+            let (mut at, mut size) = (0, 1);
+            while at < bytes.len() {
+                let end = (at + size).min(bytes.len());
+                writer.write_all(&bytes[at..end]).await.unwrap();
+                at = end;
+                size = size % 7 + 1;
+                if at % 5 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let work: Work = Arc::new(move |job: Job| {
+            let seen = record.clone();
+            Box::pin(async move {
+                if job.line % 2 == 0 {
+                    tokio::task::yield_now().await;
+                }
+                seen.lock().unwrap().push(job.line);
+                Outcome::Completed
+            })
+        });
+        let source = crate::job::JobReader::new(tokio::io::BufReader::new(reader));
+        let report = run(
+            source,
+            limits(3),
+            CommandName::Create,
+            Arc::new(Silent),
+            CancellationToken::new(),
+            work,
+        )
+        .await;
+        producer.await.unwrap();
+        assert!(report.input_error.is_none(), "{:?}", report.input_error);
+        assert_eq!(report.completed, LINES);
+        let mut lines = seen.lock().unwrap().clone();
+        lines.sort_unstable();
+        assert_eq!(lines, (1..=LINES).collect::<Vec<_>>());
+    }
+
+    /// A source of endless jobs that notes, at each read, how many jobs
+    /// were read and not started.
+    struct Counting {
+        reads: usize,
+        started: Arc<AtomicUsize>,
+        peak_ahead: Arc<AtomicUsize>,
+        total: usize,
+    }
+
+    #[async_trait::async_trait]
+    impl JobSource for Counting {
+        async fn next_job(&mut self) -> Result<Option<Job>, InputError> {
+            if self.reads == self.total {
+                return Ok(None);
+            }
+            self.reads += 1;
+            let ahead = self.reads - self.started.load(Ordering::SeqCst);
+            self.peak_ahead.fetch_max(ahead, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            Ok(Some(Job {
+                storage_name: "s".into(),
+                relative_path: format!("{}.git", self.reads),
+                ..Job::default()
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn reading_stays_within_the_window() {
+        let started = Arc::new(AtomicUsize::new(0));
+        let peak_ahead = Arc::new(AtomicUsize::new(0));
+        let source = Counting {
+            reads: 0,
+            started: started.clone(),
+            peak_ahead: peak_ahead.clone(),
+            total: 500,
+        };
+        let gate = Arc::new(Semaphore::new(0));
+        let (work_started, work_gate) = (started.clone(), gate.clone());
+        let work: Work = Arc::new(move |_job: Job| {
+            let (started, gate) = (work_started.clone(), work_gate.clone());
+            started.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                gate.acquire().await.unwrap().forget();
+                Outcome::Completed
+            })
+        });
+        let run = tokio::spawn(run_with(
+            source,
+            settings(2, 10, GRACE),
+            CommandName::Create,
+            Arc::new(Silent),
+            CancellationToken::new(),
+            work,
+        ));
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        // Two running, ten read ahead of them, and reading waits.
+        assert_eq!(started.load(Ordering::SeqCst), 2);
+        assert_eq!(peak_ahead.load(Ordering::SeqCst), 10);
+        // Let jobs through one by one: the window moves, never widens.
+        for _ in 0..498 {
+            gate.add_permits(1);
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(2);
+        let report = run.await.unwrap();
+        assert_eq!(report.completed, 500);
+        assert_eq!(peak_ahead.load(Ordering::SeqCst), 10);
+    }
+
+    #[tokio::test]
+    async fn cancelled_runs_start_nothing_more_and_failures_become_interrupted() {
+        let cancel = CancellationToken::new();
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let (work_cancel, work_ran) = (cancel.clone(), ran.clone());
+        let work: Work = Arc::new(move |job: Job| {
+            let (cancel, ran) = (work_cancel.clone(), work_ran.clone());
+            Box::pin(async move {
+                ran.lock().unwrap().push(job.relative_path.clone());
+                if job.relative_path == "0.git" {
+                    return Outcome::Completed;
+                }
+                cancel.cancel();
+                // Cleaning up after the cancellation takes a moment: the
+                // job must be allowed to finish it, then its failure
+                // (its git was killed) is an interruption.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Outcome::Failed("git was killed".into())
+            })
+        });
+        let report = run_with(
+            jobs(&[("a", 10)]).into_iter(),
+            settings(1, 100, GRACE),
+            CommandName::Create,
+            Arc::new(Silent),
+            cancel,
+            work,
+        )
+        .await;
+        assert_eq!(*ran.lock().unwrap(), ["0.git", "1.git"]);
+        assert_eq!(report.completed, 1);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        assert!(report.interrupted);
+    }
+
+    #[tokio::test]
+    async fn jobs_still_running_after_the_grace_period_are_dropped() {
+        let cancel = CancellationToken::new();
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (work_cancel, work_finished) = (cancel.clone(), finished.clone());
+        let work: Work = Arc::new(move |_job: Job| {
+            let (cancel, finished) = (work_cancel.clone(), work_finished.clone());
+            Box::pin(async move {
+                cancel.cancel();
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                Outcome::Completed
+            })
+        });
+        let begin = std::time::Instant::now();
+        let report = run_with(
+            jobs(&[("a", 2), ("b", 2)]).into_iter(),
+            settings(2, 100, Duration::from_millis(100)),
+            CommandName::Create,
+            Arc::new(Silent),
+            cancel,
+            work,
+        )
+        .await;
+        assert!(
+            begin.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            begin.elapsed()
+        );
+        assert_eq!(finished.load(Ordering::SeqCst), 0);
+        assert!(report.interrupted);
+        assert_eq!(report.completed + report.failures.len(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_names_its_repository() {
+        let work: Work = Arc::new(move |job: Job| {
+            Box::pin(async move {
+                if job.relative_path == "1.git" {
+                    panic!("index out of bounds");
+                }
+                Outcome::Completed
+            })
+        });
+        let report = run(
+            jobs(&[("a", 3)]).into_iter(),
+            limits(2),
+            CommandName::Create,
+            Arc::new(Silent),
+            CancellationToken::new(),
+            work,
+        )
+        .await;
+        assert_eq!(report.completed, 2);
+        assert_eq!(report.failures.len(), 1);
+        let (job, error) = &report.failures[0];
+        assert_eq!(job.relative_path, "1.git");
+        assert_eq!(
+            error,
+            "internal error: gitbak panicked while working on it (index out of bounds); please report this"
+        );
+    }
+
+    #[tokio::test]
+    async fn jobs_read_before_an_input_error_run_and_reading_stops() {
+        let input = "{\"storage_name\":\"a\",\"relative_path\":\"1.git\"}\n{oops\n{\"storage_name\":\"a\",\"relative_path\":\"3.git\"}\n";
+        let ran = Arc::new(Mutex::new(Vec::new()));
+        let work_ran = ran.clone();
+        let work: Work = Arc::new(move |job: Job| {
+            let ran = work_ran.clone();
+            Box::pin(async move {
+                ran.lock().unwrap().push(job.relative_path);
+                Outcome::Completed
+            })
+        });
+        let report = run(
+            crate::job::JobReader::new(input.as_bytes()),
+            limits(2),
+            CommandName::Create,
+            Arc::new(Silent),
+            CancellationToken::new(),
+            work,
+        )
+        .await;
+        assert!(matches!(
+            report.input_error,
+            Some(InputError::Syntax { line: 2, .. })
+        ));
+        assert_eq!(*ran.lock().unwrap(), ["1.git"]);
+    }
+
+    #[test]
+    fn queues_keep_each_storages_order_and_forget_idle_storages() {
+        let mut queues = Queues {
+            by_storage: HashMap::new(),
+            parallel_storage: 2,
+        };
+        let job = |storage: &str, n: usize| Job {
+            storage_name: storage.into(),
+            relative_path: format!("{n}.git"),
+            ..Job::default()
+        };
+        let names = |ready: &[Ready]| -> Vec<String> {
+            ready
+                .iter()
+                .map(|(job, _, _)| format!("{}/{}", job.storage_name, job.relative_path))
+                .collect()
+        };
+        let mut running = Vec::new();
+        for n in 0..5 {
+            running.extend(queues.push(job("a", n), Ticket::for_test()));
+        }
+        running.extend(queues.push(job("b", 0), Ticket::for_test()));
+        assert_eq!(names(&running), ["a/0.git", "a/1.git", "b/0.git"]);
+        // a/0 ends: a's next job, in the order read.
+        drop(running.remove(0));
+        let next = queues.dispatch(Some("a"));
+        assert_eq!(names(&next), ["a/2.git"]);
+        running.extend(next);
+        // Everything running ends.
+        running.clear();
+        let rest = queues.dispatch(None);
+        assert_eq!(names(&rest), ["a/3.git", "a/4.git"]);
+        assert!(!queues.by_storage.contains_key("b"), "idle b is kept");
+        drop(rest);
+        assert!(queues.dispatch(None).is_empty());
+        assert!(queues.by_storage.is_empty());
     }
 }

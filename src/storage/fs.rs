@@ -124,10 +124,7 @@ impl LocalFiles {
         create_dirs(dir).map_err(io_error)?;
         // Tagged with host and pid, so a rerun can tell a dead run's
         // leftover from a file another run is writing right now.
-        let temp_path = dir.join(format!(
-            ".{}{TEMP_SUFFIX}",
-            crate::tempname::unique(name)
-        ));
+        let temp_path = dir.join(format!(".{}{TEMP_SUFFIX}", crate::tempname::unique(name)));
         // Readable too: a writer may hash what it wrote through a duplicate.
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -611,7 +608,10 @@ mod leftover_tests {
         for name in [dead.as_str(), elsewhere, &ours, "001.refs"] {
             std::fs::write(step.join(name), "x").unwrap();
         }
-        assert_eq!(files.remove_stale_temporaries("default/a.git/1").unwrap(), 1);
+        assert_eq!(
+            files.remove_stale_temporaries("default/a.git/1").unwrap(),
+            1
+        );
         assert!(!step.join(&dead).exists());
         for kept in [elsewhere, &ours, "001.refs"] {
             assert!(step.join(kept).exists(), "{kept} must stay");
@@ -619,9 +619,21 @@ mod leftover_tests {
         assert_eq!(files.remove_stale_temporaries("nothing/here").unwrap(), 0);
         // A pending file is named so that a sweep recognises it.
         let pending = files
-            .create(&Key::new("default/a.git/1/002.bundle").unwrap(), WriteMode::CreateOnly)
+            .create(
+                &Key::new("default/a.git/1/002.bundle").unwrap(),
+                WriteMode::CreateOnly,
+            )
             .unwrap();
-        let name = pending.temp.0.as_ref().unwrap().file_name().unwrap().to_str().unwrap().to_owned();
+        let name = pending
+            .temp
+            .0
+            .as_ref()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         let tag = temp_tag(&name).unwrap();
         assert_eq!((tag.name, tag.pid), ("002.bundle", std::process::id()));
     }

@@ -359,10 +359,7 @@ fn strip_userinfo(url: &str) -> (String, bool) {
         .find(['/', '?', '#'])
         .map_or(url.len(), |end| start + end);
     match url[start..authority_end].rfind('@') {
-        Some(at) => (
-            format!("{}{}", &url[..start], &url[start + at + 1..]),
-            true,
-        ),
+        Some(at) => (format!("{}{}", &url[..start], &url[start + at + 1..]), true),
         None => (url.to_owned(), false),
     }
 }
@@ -390,9 +387,10 @@ pub fn redact(text: &str) -> String {
             .any(|(_, value)| strip_userinfo(&value).1);
         if has_hidden {
             let cleaned: String = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(url::form_urlencoded::parse(query.as_bytes()).map(
-                    |(name, value)| (name.into_owned(), redact(&value)),
-                ))
+                .extend_pairs(
+                    url::form_urlencoded::parse(query.as_bytes())
+                        .map(|(name, value)| (name.into_owned(), redact(&value))),
+                )
                 .finish();
             return format!("{base}{cleaned}");
         }

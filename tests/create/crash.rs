@@ -82,8 +82,16 @@ fn assert_manifests_name_complete_files(env: &TestEnv) {
             let path = file["path"].as_str().unwrap();
             let bytes = std::fs::read(env.backup_file(path))
                 .unwrap_or_else(|error| panic!("{relative} names {path}: {error}"));
-            assert_eq!(bytes.len() as i64, file["size"].as_integer().unwrap(), "{path}");
-            assert_eq!(sha256_hex(&bytes), file["sha256"].as_str().unwrap(), "{path}");
+            assert_eq!(
+                bytes.len() as i64,
+                file["size"].as_integer().unwrap(),
+                "{path}"
+            );
+            assert_eq!(
+                sha256_hex(&bytes),
+                file["sha256"].as_str().unwrap(),
+                "{path}"
+            );
         }
     }
 }
@@ -145,22 +153,40 @@ impl Scene {
             if path.ends_with("+latest.toml") {
                 continue; // a copy, rewritten by design
             }
-            assert_eq!(now.get(path), Some(entry), "{context}: earlier backup file {path} changed");
+            assert_eq!(
+                now.get(path),
+                Some(entry),
+                "{context}: earlier backup file {path} changed"
+            );
         }
         assert_manifests_name_complete_files(env);
         let leftover = processes_mentioning(&env.root().to_string_lossy());
-        assert!(leftover.is_empty(), "{context}: processes outlived gitbak: {leftover:?}");
+        assert!(
+            leftover.is_empty(),
+            "{context}: processes outlived gitbak: {leftover:?}"
+        );
 
         let rerun = self.create("", None);
         rerun.assert_success();
-        assert_eq!(temporaries(env), Vec::<String>::new(), "{context}: left after the rerun");
-        assert!(env.backup_file(&format!("backup_ids/{ID}")).exists(), "{context}: marker");
+        assert_eq!(
+            temporaries(env),
+            Vec::<String>::new(),
+            "{context}: left after the rerun"
+        );
+        assert!(
+            env.backup_file(&format!("backup_ids/{ID}")).exists(),
+            "{context}: marker"
+        );
         for repo in &self.repos {
             let manifest = std::fs::read(env.backup_file(&repo.manifest_key(ID))).unwrap();
             let latest = env
                 .backup_file(&repo.manifest_key(ID))
                 .with_file_name("+latest.toml");
-            assert_eq!(std::fs::read(latest).unwrap(), manifest, "{context}: +latest.toml");
+            assert_eq!(
+                std::fs::read(latest).unwrap(),
+                manifest,
+                "{context}: +latest.toml"
+            );
             let restored = repo.on_root(env.storage_root(&format!("restored-{}", ID)));
             env.restore(&[&restored], &["--id", ID]).assert_success();
             RepoState::capture(env, &repo.path())
@@ -180,7 +206,11 @@ fn killed_at_any_window_the_rerun_completes() {
     ] {
         let scene = scene();
         let run = scene.create(&format!("{window}=kill"), None);
-        assert_eq!(run.code, -1, "{window}: gitbak was not killed\n{}", run.stdout);
+        assert_eq!(
+            run.code, -1,
+            "{window}: gitbak was not killed\n{}",
+            run.stdout
+        );
         match window {
             "create-bundle-written" => assert!(
                 !temporaries(&scene.env).is_empty(),
@@ -189,7 +219,8 @@ fn killed_at_any_window_the_rerun_completes() {
             "create-before-latest" => {
                 // The id's manifest landed, +latest.toml still names the earlier backup.
                 let repo = &scene.repos[0];
-                let manifest = std::fs::read(scene.env.backup_file(&repo.manifest_key(ID))).unwrap();
+                let manifest =
+                    std::fs::read(scene.env.backup_file(&repo.manifest_key(ID))).unwrap();
                 let latest = scene
                     .env
                     .backup_file(&repo.manifest_key(ID))

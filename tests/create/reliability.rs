@@ -34,7 +34,10 @@ fn add_noise(env: &TestEnv, repository: &Path, len: usize) {
         format!("100644 blob {}\tnoise.bin\n", blob.trim_end()).as_bytes(),
     );
     let commit = env.git(repository, ["commit-tree", tree.trim_end(), "-m", "noise"]);
-    env.git(repository, ["update-ref", "refs/heads/noise", commit.trim_end()]);
+    env.git(
+        repository,
+        ["update-ref", "refs/heads/noise", commit.trim_end()],
+    );
 }
 
 /// A small tmpfs, unmounted on drop.
@@ -65,7 +68,9 @@ fn a_full_disk_names_the_bundle_and_leaves_nothing() {
     let repo = env.fixture("branches-and-tags");
     add_noise(&env, &repo.path(), 3 << 20);
     let Some(disk) = SmallDisk::mount(env.root().join("small-disk"), "1m") else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root); the full-disk path is untested");
+        eprintln!(
+            "SKIPPED: cannot mount a tmpfs here (needs root); the full-disk path is untested"
+        );
         return;
     };
     let run = env
@@ -80,7 +85,11 @@ fn a_full_disk_names_the_bundle_and_leaves_nothing() {
     assert!(error.contains("No space left on device"), "{error}");
     assert!(error.contains("free space"), "{error}");
     assert!(!error.contains("<stdout>"), "{error}");
-    assert_eq!(files_under(&disk.0), Vec::<String>::new(), "left on the full disk");
+    assert_eq!(
+        files_under(&disk.0),
+        Vec::<String>::new(),
+        "left on the full disk"
+    );
 }
 
 #[test]
@@ -105,8 +114,14 @@ fn an_unreadable_repository_is_permission_denied() {
     run.assert_code(1);
     let error = run.job_error("create", &repo.relative_path);
     assert!(error.contains("Permission denied"), "{error}");
-    assert!(error.contains(&repo.path().display().to_string()), "{error}");
-    assert!(error.contains("run gitbak as the user that owns"), "{error}");
+    assert!(
+        error.contains(&repo.path().display().to_string()),
+        "{error}"
+    );
+    assert!(
+        error.contains("run gitbak as the user that owns"),
+        "{error}"
+    );
     assert!(!error.contains("not a git repository"), "{error}");
 }
 

@@ -65,6 +65,93 @@ pub fn run(command: &mut Command, input: &[u8]) -> Run {
     }
 }
 
+/// Peak memory of a child, in KiB.
+#[derive(Debug, Clone, Copy)]
+pub struct Peak {
+    /// The child's own peak RSS (VmHWM), sampled every 5 ms while it ran.
+    pub own_kib: u64,
+    /// `wait4`'s ru_maxrss: exact, but the largest of the child and any
+    /// child it waited for (git), so only meaningful when git never ran.
+    pub tree_kib: u64,
+}
+
+/// Runs `command` while `producer` writes its stdin on a thread of its own
+/// (stdin closes when `producer` returns; a write error means the child
+/// stopped reading, which the producer may ignore), measuring its peak RSS.
+pub fn run_fed(
+    command: &mut Command,
+    producer: impl FnOnce(&mut dyn Write) + Send + 'static,
+) -> (Run, Peak) {
+    use std::io::Read;
+    let description = format!("{command:?}");
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    #[allow(clippy::zombie_processes)] // reaped with wait4 below, for its rusage
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot run {description}: {error}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || producer(&mut stdin));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let pid = child.id() as libc::pid_t;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        let status_file = format!("/proc/{pid}/status");
+        std::thread::spawn(move || {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let text = std::fs::read_to_string(&status_file).unwrap_or_default();
+                let hwm = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmHWM:"))
+                    .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok());
+                peak = peak.max(hwm.unwrap_or(0));
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            peak
+        })
+    };
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills in; the pid is our
+    // child, reaped here (so `child` is never waited for).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let own_kib = sampler.join().unwrap();
+    feeder.join().unwrap();
+    let stdout = stdout.join().unwrap();
+    let stderr = stderr.join().unwrap();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let run = Run {
+        description,
+        code,
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stdout_bytes: stdout,
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    };
+    let peak = Peak {
+        own_kib,
+        tree_kib: usage.ru_maxrss as u64,
+    };
+    (run, peak)
+}
+
 /// How a program ended and what it printed.
 pub struct Run {
     pub description: String,

@@ -11,9 +11,10 @@ mod snapshot;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub use command::Run;
+pub use command::{Peak, Run};
 pub use repository::{Repo, RepoState};
 pub use snapshot::{assert_no_temp_dirs, files_under, modified_times, sha256_hex, snapshot, Entry};
 
@@ -245,7 +246,17 @@ impl Gitbak<'_> {
         self
     }
 
+    /// Runs gitbak while `producer` writes its stdin (see
+    /// `command::run_fed`); the run and gitbak's peak memory.
+    pub fn run_fed(self, producer: impl FnOnce(&mut dyn Write) + Send + 'static) -> (Run, Peak) {
+        command::run_fed(&mut self.command(), producer)
+    }
+
     pub fn run(self) -> Run {
+        command::run(&mut self.command(), &self.stdin)
+    }
+
+    fn command(&self) -> std::process::Command {
         let mut command = command::hermetic(env!("CARGO_BIN_EXE_gitbak"), &self.env.home());
         command.args(&self.args);
         if let Some((uid, gid)) = self.user {
@@ -253,6 +264,6 @@ impl Gitbak<'_> {
             std::os::unix::process::CommandExt::gid(&mut command, gid);
         }
         command.envs(self.vars.iter().map(|(name, value)| (name, value)));
-        command::run(&mut command, &self.stdin)
+        command
     }
 }
