@@ -217,8 +217,13 @@ fn killed_at_any_window_the_rerun_completes() {
                 "the kill came before the bundle's temporary file"
             ),
             "create-before-latest" => {
-                // The id's manifest landed, +latest.toml still names the earlier backup.
-                let repo = &scene.repos[0];
+                // The id's manifest landed, +latest.toml still names the
+                // earlier backup (for whichever repository got there first).
+                let repo = scene
+                    .repos
+                    .iter()
+                    .find(|repo| scene.env.backup_file(&repo.manifest_key(ID)).exists())
+                    .expect("no manifest written before the kill");
                 let manifest =
                     std::fs::read(scene.env.backup_file(&repo.manifest_key(ID))).unwrap();
                 let latest = scene
@@ -281,12 +286,22 @@ fn resumed_run_never_replaces_a_newer_latest() {
     // Make sure the newer backup's manifest is newer by modification time.
     std::thread::sleep(Duration::from_millis(1100));
     let newer = "20240303000000";
+    let newer_time = std::time::SystemTime::now();
     env.create(newer, &scene.refs()).assert_success();
     scene.create("", None).assert_success();
-    // The first repository was killed between its manifest and its copy
-    // (`--parallel 1`: the second one never started, and this rerun backs
+    // One repository was killed between its manifest and its copy
+    // (`--parallel 1`: the other one never started, and this rerun backs
     // it up from scratch, which rightly makes it the newest).
-    for repo in &scene.repos[..1] {
+    let killed: Vec<&Repo> = scene
+        .repos
+        .iter()
+        .filter(|repo| {
+            let manifest = env.backup_file(&repo.manifest_key(ID));
+            manifest.exists() && manifest.metadata().unwrap().modified().unwrap() < newer_time
+        })
+        .collect();
+    assert_eq!(killed.len(), 1);
+    for repo in killed {
         let latest = env
             .backup_file(&repo.manifest_key(ID))
             .with_file_name("+latest.toml");

@@ -109,7 +109,7 @@ fn an_unreadable_repository_is_permission_denied() {
         .backup_path()
         .storages_of(&[&repo])
         .jobs(&[&repo])
-        .as_user(65534, 65534)
+        .with_user(65534, 65534)
         .run();
     run.assert_code(1);
     let error = run.job_error("create", &repo.relative_path);

@@ -68,11 +68,10 @@ pub fn run(command: &mut Command, input: &[u8]) -> Run {
 /// Peak memory of a child, in KiB.
 #[derive(Debug, Clone, Copy)]
 pub struct Peak {
-    /// The child's own peak RSS (VmHWM), sampled every 5 ms while it ran.
+    /// The child's own peak RSS (VmHWM, its git children excluded), sampled
+    /// every 5 ms while it ran. Not `wait4`'s ru_maxrss: that one also
+    /// counts the test process's pages the child shared until its exec.
     pub own_kib: u64,
-    /// `wait4`'s ru_maxrss: exact, but the largest of the child and any
-    /// child it waited for (git), so only meaningful when git never ran.
-    pub tree_kib: u64,
 }
 
 /// Runs `command` while `producer` writes its stdin on a thread of its own
@@ -88,7 +87,6 @@ pub fn run_fed(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    #[allow(clippy::zombie_processes)] // reaped with wait4 below, for its rusage
     let mut child = command
         .spawn()
         .unwrap_or_else(|error| panic!("cannot run {description}: {error}"));
@@ -103,7 +101,7 @@ pub fn run_fed(
     };
     let stdout = drain(Box::new(child.stdout.take().unwrap()));
     let stderr = drain(Box::new(child.stderr.take().unwrap()));
-    let pid = child.id() as libc::pid_t;
+    let pid = child.id();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
         let done = done.clone();
@@ -122,22 +120,13 @@ pub fn run_fed(
             peak
         })
     };
-    let mut status = 0;
-    // SAFETY: rusage is plain data the kernel fills in; the pid is our
-    // child, reaped here (so `child` is never waited for).
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
+    let status = child.wait().unwrap();
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let own_kib = sampler.join().unwrap();
     feeder.join().unwrap();
     let stdout = stdout.join().unwrap();
     let stderr = stderr.join().unwrap();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
+    let code = status.code().unwrap_or(-1);
     let run = Run {
         description,
         code,
@@ -145,11 +134,7 @@ pub fn run_fed(
         stdout_bytes: stdout,
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
     };
-    let peak = Peak {
-        own_kib,
-        tree_kib: usage.ru_maxrss as u64,
-    };
-    (run, peak)
+    (run, Peak { own_kib })
 }
 
 /// How a program ended and what it printed.

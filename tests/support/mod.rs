@@ -241,7 +241,7 @@ impl Gitbak<'_> {
     }
 
     /// Runs gitbak as another user (the test must run as root).
-    pub fn as_user(mut self, uid: u32, gid: u32) -> Self {
+    pub fn with_user(mut self, uid: u32, gid: u32) -> Self {
         self.user = Some((uid, gid));
         self
     }
