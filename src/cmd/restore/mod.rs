@@ -1,0 +1,291 @@
+//! `gitbak restore`: rebuild each repository from its backup (spec §4.5)
+//! in a temporary directory beside it, check it, and swap it into place.
+//!
+//! A failed restore leaves the existing repository exactly as it was: the
+//! new one is only swapped in after every check passed, and the old one is
+//! removed only after the swap. Once placement starts (hooks, chown,
+//! fsync, swap, removing the old copy) it runs to its end whatever the
+//! signal; before that, an interrupt removes the build directory, but only
+//! after the git processes writing into it have exited. What a crash
+//! leaves behind, the next restore of the repository cleans up first.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::git::{GitError, ObjectFormat, RefFormat};
+use crate::job::progress::{CommandName, Event};
+use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
+use crate::job::Job;
+use crate::layout::manifest::Manifest;
+use crate::layout::BackupId;
+use crate::node::place::{self, Placement, TempDir};
+use crate::node::{hooks, NodeError};
+use crate::storage::{Key, StorageError};
+
+use super::backups::{self, FindError};
+use super::{validate, Context, RunOptions};
+
+mod build;
+mod steps;
+
+use build::{sweep_leftovers, Build};
+
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// `None`: the latest backup of each repository.
+    pub id: Option<BackupId>,
+    pub run: RunOptions,
+}
+
+#[derive(Debug)]
+pub struct RestoreReport {
+    pub run: RunReport,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RestoreError {
+    #[error("{0}")]
+    Find(#[from] FindError),
+    #[error("{0}")]
+    Node(#[from] NodeError),
+    #[error("{0}")]
+    Git(#[from] GitError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Backup(String),
+}
+
+pub async fn run(
+    ctx: &Context,
+    options: RestoreOptions,
+    jobs: impl JobSource,
+) -> anyhow::Result<RestoreReport> {
+    // Read once per run, as gitaly does; a failure only means per-repository lookups.
+    let latest_id = match &options.id {
+        Some(_) => None,
+        None => backups::latest_backup_id(ctx.storage.as_ref()).await.unwrap_or_else(|error| {
+            tracing::warn!(%error, "read latest backup ID failed, will fallback to individual repository lookups");
+            None
+        }),
+    };
+    let work_ctx = ctx.clone();
+    let work_options = options.clone();
+    let work: Work = Arc::new(move |job: Job| {
+        let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
+        Box::pin(async move { restore_job(&ctx, &options, latest_id.as_ref(), &job).await })
+    });
+    let report = ctx
+        .run_jobs(jobs, options.run.limits, CommandName::Restore, work)
+        .await;
+    Ok(RestoreReport { run: report })
+}
+
+async fn restore_job(
+    ctx: &Context,
+    options: &RestoreOptions,
+    latest_id: Option<&BackupId>,
+    job: &Job,
+) -> Outcome {
+    let (storage_name, path) = match validate(job) {
+        Ok(valid) => valid,
+        Err(error) => return Outcome::Failed(error),
+    };
+    if options.run.local_storages_only && !ctx.roots.contains(&storage_name) {
+        return Outcome::Skipped(format!("storage {storage_name} is not on this node"));
+    }
+    let result = async {
+        let repository = ctx.roots.resolve(&storage_name, &path)?;
+        let storage_root = ctx.roots.root(&storage_name)?.to_path_buf();
+        // Before anything else: a crash of an earlier run may have left the
+        // repository moved aside, and the lookups below may fail.
+        sweep_leftovers(ctx, job, &repository).await?;
+        let found = match &options.id {
+            Some(id) => {
+                backups::find_manifest(ctx.storage.as_ref(), &storage_name, &path, id).await?
+            }
+            None => {
+                backups::find_latest_manifest(ctx.storage.as_ref(), &storage_name, &path, latest_id)
+                    .await?
+            }
+        };
+        let restore = Restore {
+            ctx,
+            job,
+            manifest: &found.manifest,
+            repository,
+            storage_root,
+        };
+        restore.run().await
+    };
+    match result.await {
+        Ok(()) => Outcome::Completed,
+        Err(error) => Outcome::Failed(error.to_string()),
+    }
+}
+
+struct Restore<'a> {
+    ctx: &'a Context,
+    job: &'a Job,
+    manifest: &'a Manifest,
+    repository: PathBuf,
+    storage_root: PathBuf,
+}
+
+impl Restore<'_> {
+    async fn run(&self) -> Result<(), RestoreError> {
+        let manifest = self.manifest;
+        if manifest.non_existent {
+            // Nothing existed at backup time; an existing repository is left alone.
+            return Ok(());
+        }
+        let last = manifest
+            .steps
+            .last()
+            .ok_or_else(|| RestoreError::Backup("manifest has no steps".into()))?;
+        let object_format = ObjectFormat::parse(&manifest.object_format).ok_or_else(|| {
+            RestoreError::Backup(format!(
+                "manifest has unknown object_format {:?}",
+                manifest.object_format
+            ))
+        })?;
+        let ref_format = match manifest
+            .gitbak
+            .as_ref()
+            .map(|info| info.ref_format.as_str())
+        {
+            None | Some("") => RefFormat::Files,
+            Some(name) => RefFormat::parse(name).ok_or_else(|| {
+                RestoreError::Backup(format!("manifest has unknown ref_format {name:?}"))
+            })?,
+        };
+        let parent = self
+            .repository
+            .parent()
+            .unwrap_or(&self.storage_root)
+            .to_path_buf();
+        let owner = place::owner_for(&self.storage_root)?;
+        let created = place::create_dirs_owned(&parent, owner)?;
+        let name = self
+            .repository
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("repository");
+        let build = Build::new(
+            TempDir::beside(&parent, name),
+            created,
+            self.ctx.unstoppable.clone(),
+        );
+        let built = async {
+            self.check_free_space(&parent).await?;
+            self.build(build.path(), object_format, ref_format).await?;
+            self.fetch_custom_hooks(last).await
+        };
+        let hooks = match built.await {
+            Ok(hooks) => hooks,
+            Err(error) => {
+                build.discard().await;
+                return Err(error);
+            }
+        };
+        let (temp, created) = build.into_parts();
+        let placement = Placement {
+            temp,
+            target: self.repository.clone(),
+            owner,
+            created,
+        };
+        let old = self.repository.clone();
+        let warnings = self
+            .ctx
+            .run_to_end(move || placement.run(move |new| apply_custom_hooks(hooks, &old, new)))
+            .await
+            .map_err(|error| RestoreError::Backup(error.to_string()))??;
+        for message in &warnings {
+            self.ctx
+                .progress
+                .job_event(CommandName::Restore, self.job, Event::Warning { message });
+        }
+        Ok(())
+    }
+
+    /// Makes the new repository in `new`: objects, refs and HEAD.
+    async fn build(
+        &self,
+        new: &Path,
+        object_format: ObjectFormat,
+        ref_format: RefFormat,
+    ) -> Result<(), RestoreError> {
+        let (git, manifest) = (&self.ctx.git, self.manifest);
+        let head = manifest.head_reference.as_deref();
+        let head_set = git.init_bare(new, object_format, ref_format, head).await?;
+        crate::failpoint::hit("restore-after-init");
+        if !manifest.empty {
+            let final_refs = self.apply_steps(new, object_format).await?;
+            git.write_refs(new, ref_format, &final_refs.refs).await?;
+            match (head, &final_refs.head) {
+                (Some(_), _) if head_set => {}
+                (Some(head), _) => git.set_head_symbolic(new, head).await?,
+                (None, Some(detached)) => git.set_head_detached(new, detached).await?,
+                (None, None) => {}
+            }
+        } else if let Some(head) = head.filter(|_| !head_set) {
+            git.set_head_symbolic(new, head).await?;
+        }
+        Ok(())
+    }
+
+    /// A restore that cannot fit fails before it starts.
+    async fn check_free_space(&self, parent: &Path) -> Result<(), RestoreError> {
+        let mut needed = 0u64;
+        for step in &self.manifest.steps {
+            if step.bundle_path.is_empty() {
+                continue;
+            }
+            let size = match self.manifest.digest(&step.bundle_path) {
+                Some(digest) => digest.size,
+                None => {
+                    let key = Key::new(step.bundle_path.clone())?;
+                    self.ctx
+                        .storage
+                        .head(&key)
+                        .await?
+                        .map(|meta| meta.size)
+                        .unwrap_or(0)
+                }
+            };
+            needed += size;
+        }
+        // The pack plus its index and reverse index, and some headroom.
+        let needed = needed + needed / 8 + (16 << 20);
+        let dir = parent.to_path_buf();
+        let available = blocking(move || place::available_bytes(&dir)).await?;
+        if available < needed {
+            return Err(RestoreError::Backup(format!(
+                "not enough free space in {}: the restore needs about {} MiB, {} MiB are available",
+                parent.display(),
+                needed >> 20,
+                available >> 20
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Puts hooks into the new repository: the backup's archive, or else the
+/// old repository's hooks. Blocking; part of the placement.
+fn apply_custom_hooks(archive: Option<Vec<u8>>, old: &Path, new: &Path) -> Result<(), NodeError> {
+    match archive {
+        Some(bytes) => hooks::extract(&bytes, new),
+        None if old.is_dir() => hooks::copy_existing(old, new),
+        None => Ok(()),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, NodeError> + Send + 'static,
+) -> Result<T, NodeError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| NodeError::Invalid(error.to_string()))?
+}
