@@ -14,6 +14,13 @@ use crate::storage::gcs::Emulator as FakeGcs;
 use crate::storage::s3::{Moto, SECRET as S3_SECRET};
 use crate::support::{files_under, Repo, RepoState, TestEnv};
 
+/// The credentials `Moto::start` sets up, for a gitbak run against it.
+const MOTO_CREDENTIALS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "gitbak-test"),
+    ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
 const ID: &str = "20261123000000";
 
 /// A backup location URL and the environment gitbak needs to reach it.
@@ -194,9 +201,7 @@ async fn paused_storage_fails_cleanly_and_the_rerun_succeeds() {
         env.gitbak(["create", "--id", ID, "--retries", "1", "--path", &url])
             .storages_of(&[&repo])
             .jobs(&[&repo])
-            .env("AWS_ACCESS_KEY_ID", "gitbak-test")
-            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(MOTO_CREDENTIALS)
             .env("GITBAK_S3_TIMEOUT_SECS", timeout)
             .run()
     };
@@ -230,9 +235,7 @@ async fn paused_storage_fails_cleanly_and_the_rerun_succeeds() {
     env.gitbak(["restore", "--id", ID, "--path", &url])
         .storages_of(&[&restored])
         .jobs(&[&restored])
-        .env("AWS_ACCESS_KEY_ID", "gitbak-test")
-        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(MOTO_CREDENTIALS)
         .run()
         .assert_success();
     RepoState::capture(&env, &repo.path())
@@ -273,9 +276,7 @@ async fn a_git_chatty_on_stderr_does_not_hang_an_upload() {
             .args([&wrapper])
             .storages_of(&[&thread_repo])
             .jobs(&[&thread_repo])
-            .env("AWS_ACCESS_KEY_ID", "gitbak-test")
-            .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .envs(MOTO_CREDENTIALS)
             .run();
         let _ = done.send(run);
     });
@@ -287,9 +288,7 @@ async fn a_git_chatty_on_stderr_does_not_hang_an_upload() {
     env.gitbak(["restore", "--id", ID, "--path", &url])
         .storages_of(&[&restored])
         .jobs(&[&restored])
-        .env("AWS_ACCESS_KEY_ID", "gitbak-test")
-        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .envs(MOTO_CREDENTIALS)
         .run()
         .assert_success();
     RepoState::capture(&env, &repo.path())

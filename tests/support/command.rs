@@ -40,29 +40,12 @@ pub fn hermetic(program: impl AsRef<OsStr>, home: &Path) -> Command {
 
 /// Runs `command` to completion with `input` on stdin.
 pub fn run(command: &mut Command, input: &[u8]) -> Run {
-    let description = format!("{command:?}");
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|error| panic!("cannot run {description}: {error}"));
-    let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
-    // A separate thread, so a child that stops reading cannot deadlock us.
-    let feeder = std::thread::spawn(move || {
+    // A write error means the child stopped reading; its exit status says why.
+    run_fed(command, move |stdin| {
         let _ = stdin.write_all(&input);
-    });
-    let output = child.wait_with_output().unwrap();
-    feeder.join().unwrap();
-    Run {
-        description,
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stdout_bytes: output.stdout,
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    })
+    .0
 }
 
 /// Peak memory of a child, in KiB.

@@ -229,6 +229,12 @@ impl Gitbak<'_> {
         self
     }
 
+    /// Several environment variables at once.
+    pub fn envs(self, vars: &[(&str, &str)]) -> Self {
+        vars.iter()
+            .fold(self, |this, (name, value)| this.env(name, value))
+    }
+
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = input.into();
         self
