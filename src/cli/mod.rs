@@ -246,7 +246,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<Status> {
             let ctx =
                 cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel)
                     .await?;
-            let report = cmd::restore::run(&ctx, RestoreOptions { id, run }, stdin_jobs()).await?;
+            let options = RestoreOptions {
+                id,
+                run,
+                remove_all_repositories: Vec::new(),
+                remove_when_no_backup: false,
+            };
+            let report = cmd::restore::run(&ctx, options, stdin_jobs()).await?;
             log.summary(CommandName::Restore, &report.run);
             Ok(status_of(&report.run, false))
         }

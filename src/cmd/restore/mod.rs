@@ -35,6 +35,13 @@ pub struct RestoreOptions {
     /// `None`: the latest backup of each repository.
     pub id: Option<BackupId>,
     pub run: RunOptions,
+    /// `-remove-all-repositories`: storages whose repositories this run did
+    /// not restore are removed after a fully successful run (spec §4.7).
+    pub remove_all_repositories: Vec<String>,
+    /// gitaly-backup's rule (spec §4.6): when the latest lookup succeeds
+    /// and finds no backup of a repository, the repository is removed and
+    /// the job fails. Gitaly mode only; otherwise the repository is kept.
+    pub remove_when_no_backup: bool,
 }
 
 #[derive(Debug)]
