@@ -1,6 +1,11 @@
 //! Gitaly custom hooks: the `custom_hooks/` directory of a repository, as
 //! a tar whose entries are prefixed `custom_hooks/` (gitaly's format).
 //!
+//! A `custom_hooks` that is itself a symlink (an administrator sharing one
+//! hooks directory between repositories) is archived as one symlink entry,
+//! not followed, as gitaly's archiver does; on restore such an entry may
+//! only point inside the repository.
+//!
 //! Blocking filesystem work; callers run it on the blocking pool.
 
 use std::path::Path;
@@ -19,17 +24,26 @@ pub const MAX_HOOKS_ARCHIVE: u64 = 64 << 20;
 /// The archive of `repository/custom_hooks`, or `None` when there is none.
 pub fn archive(repository: &Path) -> Result<Option<Vec<u8>>, NodeError> {
     let dir = repository.join(HOOKS_DIR);
-    match std::fs::symlink_metadata(&dir) {
-        Ok(metadata) if metadata.is_dir() => {}
+    let is_symlink = match std::fs::symlink_metadata(&dir) {
+        Ok(metadata) if metadata.is_dir() => false,
+        Ok(metadata) if metadata.file_type().is_symlink() => true,
         Ok(_) => return Ok(None),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(NodeError::io(&dir, source)),
-    }
+    };
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
-    builder
-        .append_dir_all(HOOKS_DIR, &dir)
-        .map_err(|source| NodeError::io(&dir, source))?;
+    if is_symlink {
+        // Following it would back up (and on restore, write) whatever
+        // directory it names, possibly shared with other repositories.
+        builder
+            .append_path_with_name(&dir, HOOKS_DIR)
+            .map_err(|source| NodeError::io(&dir, source))?;
+    } else {
+        builder
+            .append_dir_all(HOOKS_DIR, &dir)
+            .map_err(|source| NodeError::io(&dir, source))?;
+    }
     let bytes = builder
         .into_inner()
         .map_err(|source| NodeError::io(&dir, source))?;
@@ -42,8 +56,10 @@ pub fn archive(repository: &Path) -> Result<Option<Vec<u8>>, NodeError> {
     Ok(Some(bytes))
 }
 
-/// Unpacks a hooks archive into `repository`; every entry must lie under
-/// `custom_hooks/`.
+/// Unpacks a hooks archive into `repository`. Entries outside
+/// `custom_hooks/` are skipped, as gitaly-backup skips them: an archive
+/// made by hand (or by `tar` run from the wrong directory) still restores
+/// its hooks.
 pub fn extract(archive: &[u8], repository: &Path) -> Result<(), NodeError> {
     let mut tar = tar::Archive::new(archive);
     // Modes come from the archive, but a hook is never group- or
@@ -60,11 +76,22 @@ pub fn extract(archive: &[u8], repository: &Path) -> Result<(), NodeError> {
             .path()
             .map_err(|error| bad(error.to_string()))?
             .into_owned();
-        if path.components().next().map(|c| c.as_os_str()) != Some(HOOKS_DIR.as_ref()) {
-            return Err(bad(format!(
-                "entry {} is outside custom_hooks/",
-                path.display()
-            )));
+        let mut components = path.components().filter(|c| c.as_os_str() != ".");
+        if components.next().map(|c| c.as_os_str()) != Some(HOOKS_DIR.as_ref()) {
+            tracing::debug!(entry = %path.display(), "skipped a hooks archive entry outside custom_hooks/");
+            continue;
+        }
+        if components.next().is_none() && entry.header().entry_type().is_symlink() {
+            let target = entry
+                .link_name()
+                .map_err(|error| bad(error.to_string()))?
+                .unwrap_or_default();
+            if !stays_inside(&target) {
+                return Err(bad(format!(
+                    "custom_hooks is a symlink to {}, which leaves the repository",
+                    target.display()
+                )));
+            }
         }
         let unpacked = entry
             .unpack_in(repository)
@@ -79,8 +106,34 @@ pub fn extract(archive: &[u8], repository: &Path) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// Copies `from/custom_hooks` to `to/custom_hooks`, symlinks kept as symlinks.
+/// Whether a symlink target, read relative to the repository directory
+/// that holds `custom_hooks`, names something inside the repository.
+/// Lexical: the repository is built elsewhere and moved into place, so its
+/// final path cannot be resolved yet, and an absolute target is refused.
+fn stays_inside(target: &Path) -> bool {
+    use std::path::Component;
+    let mut depth: usize = 0;
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    depth > 0
+}
+
+/// Copies `from/custom_hooks` to `to/custom_hooks`, symlinks kept as
+/// symlinks. A symlinked `custom_hooks` is copied as it is, wherever it
+/// points: it is this node's own setting, not something read from a backup.
 pub fn copy_existing(from: &Path, to: &Path) -> Result<(), NodeError> {
+    let dir = from.join(HOOKS_DIR);
+    if let Ok(target) = std::fs::read_link(&dir) {
+        let link = to.join(HOOKS_DIR);
+        return std::os::unix::fs::symlink(&target, &link)
+            .map_err(|source| NodeError::io(&link, source));
+    }
     match archive(from)? {
         Some(bytes) => extract(&bytes, to),
         None => Ok(()),
@@ -160,19 +213,94 @@ mod tests {
         assert_eq!(mode("custom_hooks/sticky.d"), 0o755);
     }
 
-    #[test]
-    fn entries_outside_custom_hooks_are_refused() {
+    fn archive_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
         let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(1);
-        header.set_mode(0o644);
-        header.set_cksum();
-        builder
-            .append_data(&mut header, "config", &b"x"[..])
-            .unwrap();
-        let bytes = builder.into_inner().unwrap();
+        for (path, kind, data) in entries {
+            let mut header = tar::Header::new_ustar();
+            header.set_entry_type(*kind);
+            header.set_mode(0o755);
+            if kind.is_symlink() {
+                header.set_size(0);
+                builder.append_link(&mut header, path, data).unwrap();
+            } else {
+                header.set_size(data.len() as u64);
+                header.set_cksum();
+                builder
+                    .append_data(&mut header, path, data.as_bytes())
+                    .unwrap();
+            }
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn entries_outside_custom_hooks_are_skipped() {
+        let bytes = archive_of(&[
+            ("config", tar::EntryType::Regular, "x"),
+            ("custom_hooks/pre-receive", tar::EntryType::Regular, "y"),
+            ("hooks/update", tar::EntryType::Regular, "z"),
+        ]);
         let dir = tempfile::tempdir().unwrap();
-        assert!(extract(&bytes, dir.path()).is_err());
+        extract(&bytes, dir.path()).unwrap();
         assert!(!dir.path().join("config").exists());
+        assert!(!dir.path().join("hooks").exists());
+        assert_eq!(
+            std::fs::read(dir.path().join("custom_hooks/pre-receive")).unwrap(),
+            b"y"
+        );
+    }
+
+    #[test]
+    fn a_symlinked_custom_hooks_round_trips_as_one_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let from = dir.path().join("a.git");
+        std::fs::create_dir_all(from.join("hooks.d")).unwrap();
+        std::fs::write(from.join("hooks.d/pre-receive"), "x").unwrap();
+        std::os::unix::fs::symlink("hooks.d", from.join("custom_hooks")).unwrap();
+        let bytes = archive(&from).unwrap().unwrap();
+        let mut tar = tar::Archive::new(&bytes[..]);
+        let names: Vec<String> = tar
+            .entries()
+            .unwrap()
+            .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["custom_hooks"], "the link is not followed");
+        let to = dir.path().join("b.git");
+        std::fs::create_dir_all(&to).unwrap();
+        extract(&bytes, &to).unwrap();
+        assert_eq!(
+            std::fs::read_link(to.join("custom_hooks")).unwrap(),
+            Path::new("hooks.d")
+        );
+    }
+
+    #[test]
+    fn a_custom_hooks_symlink_leaving_the_repository_is_refused() {
+        for target in ["../shared-hooks", "/etc", "hooks.d/../..", "."] {
+            let bytes = archive_of(&[("custom_hooks", tar::EntryType::Symlink, target)]);
+            let dir = tempfile::tempdir().unwrap();
+            let error = extract(&bytes, dir.path()).unwrap_err().to_string();
+            assert!(error.contains("leaves the repository"), "{target}: {error}");
+            assert!(std::fs::symlink_metadata(dir.path().join("custom_hooks")).is_err());
+        }
+        for target in ["hooks.d", "./a/../b"] {
+            let bytes = archive_of(&[("custom_hooks", tar::EntryType::Symlink, target)]);
+            let dir = tempfile::tempdir().unwrap();
+            extract(&bytes, dir.path()).unwrap();
+        }
+    }
+
+    #[test]
+    fn copying_keeps_a_symlinked_custom_hooks_wherever_it_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("a.git"), dir.path().join("b.git"));
+        std::fs::create_dir_all(&from).unwrap();
+        std::fs::create_dir_all(&to).unwrap();
+        std::os::unix::fs::symlink("/srv/shared-hooks", from.join("custom_hooks")).unwrap();
+        copy_existing(&from, &to).unwrap();
+        assert_eq!(
+            std::fs::read_link(to.join("custom_hooks")).unwrap(),
+            Path::new("/srv/shared-hooks")
+        );
     }
 }
