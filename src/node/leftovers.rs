@@ -4,8 +4,11 @@
 //! A restore builds the new repository in `+gitbak-tmp-new+NAME~HOST~PID-N`
 //! and, where the kernel cannot exchange two directories, moves the old
 //! one aside to `+gitbak-tmp-old+NAME~HOST~PID-N` for the moment between
-//! two renames. The kind word keeps the two apart whatever NAME is, and
-//! the `+gitbak-tmp-` prefix keeps `--discover` out of both.
+//! two renames. A repository a restore removes (`-remove-all-repositories`,
+//! gitaly's rule for a missing backup) is first renamed to
+//! `+gitbak-tmp-gone+NAME~HOST~PID-N`, then deleted. The kind word keeps
+//! them apart whatever NAME is, and the `+gitbak-tmp-` prefix keeps
+//! `--discover` out of all three.
 //!
 //! Blocking filesystem work; callers run it on the blocking pool.
 
@@ -21,6 +24,8 @@ pub enum Kind {
     Build,
     /// The old repository, moved aside between the two fallback renames.
     Aside,
+    /// A repository being removed: never put back.
+    Removed,
 }
 
 impl Kind {
@@ -28,6 +33,7 @@ impl Kind {
         match self {
             Kind::Build => "new+",
             Kind::Aside => "old+",
+            Kind::Removed => "gone+",
         }
     }
 }
@@ -45,7 +51,7 @@ pub fn temp_path(parent: &Path, kind: Kind, name: &str) -> PathBuf {
 /// their process still runs cannot be told, so they are left alone).
 pub fn parse(file_name: &str) -> Option<(Kind, tempname::Tag<'_>)> {
     let rest = file_name.strip_prefix(TEMP_PREFIX)?;
-    let kind = [Kind::Build, Kind::Aside]
+    let kind = [Kind::Build, Kind::Aside, Kind::Removed]
         .into_iter()
         .find(|kind| rest.starts_with(kind.word()))?;
     let tag = tempname::parse(&rest[kind.word().len()..])?;
@@ -66,7 +72,8 @@ pub struct Swept {
 /// before a restore of repository `name` starts: a stranded aside of
 /// `name` goes back to `parent/name` when that is missing (a crash between
 /// the two fallback renames), and is removed otherwise; build directories
-/// are removed, whatever repository they were for. An aside of another
+/// and half-deleted removed repositories are removed, whatever repository
+/// they were for. An aside of another
 /// repository is removed only when that repository exists, else left for
 /// its own restore to put back. Other hosts' leftovers, and those of runs
 /// still alive, are never touched.
@@ -99,7 +106,7 @@ pub fn sweep(parent: &Path, name: &str) -> Result<Swept, NodeError> {
                 Err(error) => swept.failed.push(error.to_string()),
             },
             Kind::Aside if missing => {}
-            Kind::Aside | Kind::Build => match remove_tree(&path) {
+            Kind::Aside | Kind::Build | Kind::Removed => match remove_tree(&path) {
                 Ok(()) => swept.removed.push(path),
                 Err(error) => swept.failed.push(error.to_string()),
             },
@@ -174,6 +181,8 @@ mod tests {
         // Crash after the swap: b.git is in place, its old copy aside.
         make(&parent.join("b.git"), "new-b");
         make(&parent.join(dead(Kind::Aside, "b.git", host)), "old-b");
+        // A removal that crashed after its rename: deleted, never put back.
+        make(&parent.join(dead(Kind::Removed, "a.git", host)), "gone-a");
         // Another repository, missing, with an aside: left for its own restore.
         make(&parent.join(dead(Kind::Aside, "c.git", host)), "old-c");
         // Another host's, and a live run's (ours): never touched.
@@ -186,7 +195,7 @@ mod tests {
         assert_eq!(swept.put_back, Some(parent.join("a.git")));
         assert!(parent.join("a.git/old-a").exists());
         assert!(parent.join("b.git/new-b").exists());
-        assert_eq!(swept.removed.len(), 2, "{:?}", swept.removed);
+        assert_eq!(swept.removed.len(), 3, "{:?}", swept.removed);
         let mut left: Vec<String> = std::fs::read_dir(parent)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
