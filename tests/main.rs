@@ -3,7 +3,8 @@
 //!
 //! Run with `cargo test --test main`. Modules: `support` (TestEnv, hermetic
 //! git, helpers), one module per command, `intake` (reading jobs from
-//! stdin), `crash` (restores killed or interrupted at each failpoint), and
+//! stdin), `crash` (restores killed or interrupted at each failpoint),
+//! `removal` (what a restore removes, through the library), and
 //! `regression` (compatibility with backups gitaly-backup wrote, and fixed
 //! bugs).
 #![allow(clippy::unwrap_used)]
@@ -16,5 +17,6 @@ mod create;
 mod generated;
 mod intake;
 mod regression;
+mod removal;
 mod restore;
 mod storage;

@@ -26,9 +26,13 @@ use super::backups::{self, FindError};
 use super::{validate, Context, RunOptions};
 
 mod build;
+mod head;
+mod removal;
 mod steps;
 
 use build::{sweep_leftovers, Build};
+use removal::{record, SharedLedger};
+pub use removal::{RemovalReason, RemovedRepository};
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -47,6 +51,9 @@ pub struct RestoreOptions {
 #[derive(Debug)]
 pub struct RestoreReport {
     pub run: RunReport,
+    /// Repositories removed at the end of the run, in removal order
+    /// (`-remove-all-repositories`, and gitaly mode's missing backups).
+    pub removed: Vec<RemovedRepository>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,22 +83,36 @@ pub async fn run(
             None
         }),
     };
+    // Before the first job: what the jobs restore must not count as dangling.
+    let listed = removal::list_before(ctx, &options.remove_all_repositories).await;
+    let ledger = SharedLedger::default();
     let work_ctx = ctx.clone();
     let work_options = options.clone();
+    let work_ledger = ledger.clone();
     let work: Work = Arc::new(move |job: Job| {
         let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
-        Box::pin(async move { restore_job(&ctx, &options, latest_id.as_ref(), &job).await })
+        let ledger = work_ledger.clone();
+        Box::pin(async move {
+            let outcome = restore_job(&ctx, &options, latest_id.as_ref(), &ledger, &job).await;
+            if outcome == Outcome::Completed {
+                record(&ledger, |ledger| ledger.restored(&job));
+            }
+            outcome
+        })
     });
-    let report = ctx
+    let mut run = ctx
         .run_jobs(jobs, options.run.limits, CommandName::Restore, work)
         .await;
-    Ok(RestoreReport { run: report })
+    let mut removed = Vec::new();
+    removal::remove_at_end(ctx, listed, &ledger, &mut run, &mut removed).await;
+    Ok(RestoreReport { run, removed })
 }
 
 async fn restore_job(
     ctx: &Context,
     options: &RestoreOptions,
     latest_id: Option<&BackupId>,
+    ledger: &SharedLedger,
     job: &Job,
 ) -> Outcome {
     let (storage_name, path) = match validate(job) {
@@ -109,12 +130,26 @@ async fn restore_job(
         sweep_leftovers(ctx, job, &repository).await?;
         let found = match &options.id {
             Some(id) => {
-                backups::find_manifest(ctx.storage.as_ref(), &storage_name, &path, id).await?
+                backups::find_manifest(ctx.storage.as_ref(), &storage_name, &path, id).await
             }
             None => {
                 backups::find_latest_manifest(ctx.storage.as_ref(), &storage_name, &path, latest_id)
-                    .await?
+                    .await
             }
+        };
+        let found = match found {
+            Ok(found) => {
+                record(ledger, |ledger| ledger.found_backup());
+                found
+            }
+            // The lookup worked and there is nothing: gitaly-backup removes
+            // the repository (spec §4.6), but only at the end of a run that
+            // found other backups, since a wrong location finds none at all.
+            Err(error @ FindError::NoBackup { .. }) if options.remove_when_no_backup => {
+                record(ledger, |ledger| ledger.without_backup(job, repository));
+                return Err(error.into());
+            }
+            Err(error) => return Err(error.into()),
         };
         let restore = Restore {
             ctx,
@@ -202,10 +237,19 @@ impl Restore<'_> {
             owner,
             created,
         };
-        let old = self.repository.clone();
+        // An empty backup recreates the repository (spec §4.5 step 4): the
+        // old hooks go with it; only the backup's own come back.
+        let old = (!self.manifest.empty).then(|| self.repository.clone());
+        let relative_path = self.job.relative_path.clone();
         let warnings = self
             .ctx
-            .run_to_end(move || placement.run(move |new| apply_custom_hooks(hooks, &old, new)))
+            .run_to_end(move || {
+                placement.run(move |new| {
+                    apply_custom_hooks(hooks, old.as_deref(), new).map_err(|error| {
+                        NodeError::Invalid(format!("repository {relative_path}: {error}"))
+                    })
+                })
+            })
             .await
             .map_err(|error| RestoreError::Backup(error.to_string()))??;
         for message in &warnings {
@@ -233,11 +277,42 @@ impl Restore<'_> {
             match (head, &final_refs.head) {
                 (Some(_), _) if head_set => {}
                 (Some(head), _) => git.set_head_symbolic(new, head).await?,
-                (None, Some(detached)) => git.set_head_detached(new, detached).await?,
-                (None, None) => {}
+                // gitbak records a symbolic HEAD always, so none means HEAD
+                // was detached at backup time.
+                (None, Some(detached)) if manifest.gitbak.is_some() => {
+                    git.set_head_detached(new, detached).await?
+                }
+                (None, _) if manifest.gitbak.is_some() => {}
+                (None, _) => self.infer_head(new, &final_refs).await?,
             }
         } else if let Some(head) = head.filter(|_| !head_set) {
             git.set_head_symbolic(new, head).await?;
+        }
+        Ok(())
+    }
+
+    /// A backup that never recorded HEAD (gitaly-backup before 16.6, the
+    /// pointer and legacy layouts): HEAD names a branch at the commit the
+    /// bundles listed as HEAD, else stays as `git init` left it.
+    async fn infer_head(
+        &self,
+        new: &Path,
+        final_refs: &steps::FinalRefs,
+    ) -> Result<(), RestoreError> {
+        let commit = final_refs.bundle_head.as_ref().or(final_refs.head.as_ref());
+        let branch = commit.and_then(|commit| head::infer_head(&final_refs.refs, commit));
+        match branch {
+            Some(branch) => self.ctx.git.set_head_symbolic(new, &branch).await?,
+            None if final_refs.refs.is_empty() => {}
+            None => {
+                let message = "the backup does not record HEAD and no branch points at its HEAD \
+                               commit; HEAD is left as git init made it";
+                self.ctx.progress.job_event(
+                    CommandName::Restore,
+                    self.job,
+                    Event::Warning { message },
+                );
+            }
         }
         Ok(())
     }
@@ -280,12 +355,17 @@ impl Restore<'_> {
 }
 
 /// Puts hooks into the new repository: the backup's archive, or else the
-/// old repository's hooks. Blocking; part of the placement.
-fn apply_custom_hooks(archive: Option<Vec<u8>>, old: &Path, new: &Path) -> Result<(), NodeError> {
-    match archive {
-        Some(bytes) => hooks::extract(&bytes, new),
-        None if old.is_dir() => hooks::copy_existing(old, new),
-        None => Ok(()),
+/// old repository's hooks when there is one to keep them from. Blocking;
+/// part of the placement.
+fn apply_custom_hooks(
+    archive: Option<Vec<u8>>,
+    old: Option<&Path>,
+    new: &Path,
+) -> Result<(), NodeError> {
+    match (archive, old) {
+        (Some(bytes), _) => hooks::extract(&bytes, new),
+        (None, Some(old)) if old.is_dir() => hooks::copy_existing(old, new),
+        (None, _) => Ok(()),
     }
 }
 

@@ -66,6 +66,7 @@ impl Restore<'_> {
         let steps = &self.manifest.steps;
         let mut last_refs = Vec::new();
         let mut bundle_refs = Vec::new();
+        let mut bundle_head = None;
         let mut all_self_contained = true;
         for (index, step) in steps.iter().enumerate() {
             if step.ref_path.is_empty() {
@@ -88,13 +89,17 @@ impl Restore<'_> {
                     }
                 };
                 all_self_contained &= header.prerequisites.is_empty();
+                if let Some(head) = header.refs.iter().find(|line| line.name == "HEAD") {
+                    bundle_head = Some(head.object_id.clone());
+                }
                 bundle_refs = header.refs;
             }
             last_refs = refs;
         }
-        let final_refs = self
+        let mut final_refs = self
             .settle_refs(repository, last_refs, &bundle_refs)
             .await?;
+        final_refs.bundle_head = bundle_head;
         if !(all_self_contained && steps.len() == 1) {
             git.check_connectivity(repository).await?;
         }
@@ -266,6 +271,7 @@ impl Restore<'_> {
         Ok(FinalRefs {
             refs: settled,
             head,
+            bundle_head: None,
         })
     }
 
@@ -288,8 +294,11 @@ impl Restore<'_> {
 
 pub(super) struct FinalRefs {
     pub(super) refs: Vec<RefLine>,
-    /// Where a detached HEAD pointed.
+    /// The refs file's HEAD line: where a detached HEAD pointed.
     pub(super) head: Option<String>,
+    /// HEAD in the last bundle that lists it (`git bundle create --all`
+    /// does), for backups that do not record HEAD's name.
+    pub(super) bundle_head: Option<String>,
 }
 
 async fn read_capped(mut reader: impl AsyncRead + Unpin) -> Result<Vec<u8>, RestoreError> {
