@@ -1,6 +1,9 @@
 //! Finding backups on storage: the backup-id markers and each repository's
-//! manifests, with gitaly-backup 19.0's rules for "latest" (spec §3.5, §4.6).
+//! manifests, with gitaly-backup 19.0's rules for "latest" (spec §3.5, §4.6);
+//! for a repository without manifests, the pointer and legacy layouts
+//! older gitaly-backup wrote, as 18.9 read them (spec §3.2, §3.3, §4.6).
 
+use crate::layout::legacy::{self, LegacyError};
 use crate::layout::manifest::Manifest;
 use crate::layout::{self, BackupId, RelativePath, StorageName};
 use crate::storage::{Key, ObjectMeta, Storage, StorageError, StorageExt};
@@ -41,6 +44,8 @@ pub enum FindError {
     #[error("manifest {key}: {detail}")]
     BadManifest { key: String, detail: String },
     #[error(transparent)]
+    BadPointer(#[from] LegacyError),
+    #[error(transparent)]
     Storage(#[from] StorageError),
 }
 
@@ -57,7 +62,8 @@ async fn read_manifest(storage: &dyn Storage, key: Key) -> Result<FoundManifest,
     Ok(FoundManifest { key, manifest })
 }
 
-/// The manifest of backup `id`; it must exist.
+/// The manifest of backup `id`; it must exist, or the pointer layout's
+/// directory of that id.
 pub async fn find_manifest(
     storage: &dyn Storage,
     storage_name: &StorageName,
@@ -66,12 +72,84 @@ pub async fn find_manifest(
 ) -> Result<FoundManifest, FindError> {
     let key = layout::manifest_key(storage_name, path, id);
     match read_manifest(storage, key).await {
-        Err(FindError::Storage(error)) if error.is_not_found() => Err(FindError::NoSuchBackup {
+        Err(FindError::Storage(error)) if error.is_not_found() => {}
+        other => return other,
+    }
+    match find_pointer_backup(storage, path, id).await? {
+        Some(found) => Ok(found),
+        None => Err(FindError::NoSuchBackup {
             id: id.to_string(),
             location: storage.to_string(),
         }),
-        other => other,
     }
+}
+
+/// A small file's bytes, `None` when it does not exist.
+async fn read_optional(storage: &dyn Storage, key: &str) -> Result<Option<Vec<u8>>, FindError> {
+    let key = Key::new(key.to_owned())?;
+    match storage.get_bytes(&key).await {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(error) if error.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The pointer layout's backup `id`: `<path>/<id>/LATEST` counts its steps.
+async fn find_pointer_backup(
+    storage: &dyn Storage,
+    path: &RelativePath,
+    id: &BackupId,
+) -> Result<Option<FoundManifest>, FindError> {
+    let key = legacy::backup_pointer_key(path, id);
+    let Some(bytes) = read_optional(storage, &key).await? else {
+        return Ok(None);
+    };
+    let steps = legacy::parse_step_count(&key, &bytes)?;
+    Ok(Some(FoundManifest {
+        key: Key::new(key)?,
+        manifest: legacy::pointer_manifest(path, id, steps),
+    }))
+}
+
+/// The latest backup of a repository that has no manifest: the pointer
+/// layout's (`<path>/LATEST`), else the legacy layout's when its refs file
+/// or bundle exists. gitaly-backup took the legacy paths on trust; here a
+/// repository with neither has no backup, so gitaly mode's removal rule
+/// applies to it as to a repository without a manifest.
+async fn find_pre_manifest_backup(
+    storage: &dyn Storage,
+    path: &RelativePath,
+) -> Result<Option<FoundManifest>, FindError> {
+    let key = legacy::latest_pointer_key(path);
+    if let Some(bytes) = read_optional(storage, &key).await? {
+        let id = legacy::parse_latest_backup(&key, &bytes)?;
+        // A `LATEST` naming a directory without its own pointer is
+        // damage, not an absent backup: say which file is missing.
+        return match find_pointer_backup(storage, path, &id).await? {
+            Some(found) => Ok(Some(found)),
+            None => Err(FindError::BadManifest {
+                key,
+                detail: format!("names backup {id}, whose LATEST file does not exist"),
+            }),
+        };
+    }
+    let mut manifest = legacy::legacy_manifest(path);
+    let step = &mut manifest.steps[0];
+    let refs = Key::new(step.ref_path.clone())?;
+    let bundle = Key::new(step.bundle_path.clone())?;
+    let refs_exist = storage.head(&refs).await?.is_some();
+    if !refs_exist {
+        if storage.head(&bundle).await?.is_none() {
+            return Ok(None);
+        }
+        // Before 14.2 the legacy layout had no refs file: the bundle's
+        // refs are all there is.
+        step.ref_path.clear();
+    }
+    Ok(Some(FoundManifest {
+        key: if refs_exist { refs } else { bundle },
+        manifest,
+    }))
 }
 
 /// The latest backup: `<latest marker>.toml` when the repository is part of
@@ -89,8 +167,11 @@ pub async fn find_latest_manifest(
             other => return other,
         }
     }
-    match newest_manifest(storage, storage_name, path).await? {
-        Some(meta) => read_manifest(storage, meta.key).await,
+    if let Some(meta) = newest_manifest(storage, storage_name, path).await? {
+        return read_manifest(storage, meta.key).await;
+    }
+    match find_pre_manifest_backup(storage, path).await? {
+        Some(found) => Ok(found),
         None => Err(FindError::NoBackup {
             location: storage.to_string(),
         }),
@@ -187,5 +268,73 @@ mod tests {
             .await
             .unwrap_err();
         assert!(missing.to_string().contains("no backup 7"), "{missing}");
+    }
+
+    #[tokio::test]
+    async fn without_manifests_pointer_then_legacy() {
+        let storage = MemoryStorage::default();
+        let name = StorageName::parse("default").unwrap();
+        let path = RelativePath::parse("g/p.git").unwrap();
+        async fn latest(storage: &MemoryStorage) -> Result<FoundManifest, FindError> {
+            let name = StorageName::parse("default").unwrap();
+            let path = RelativePath::parse("g/p.git").unwrap();
+            find_latest_manifest(storage, &name, &path, None).await
+        }
+        let missing = latest(&storage).await.unwrap_err();
+        assert!(matches!(missing, FindError::NoBackup { .. }), "{missing}");
+
+        // Legacy before 14.2: a bundle and nothing else.
+        put(&storage, "g/p.bundle", "x").await;
+        let found = latest(&storage).await.unwrap();
+        assert_eq!(found.manifest.steps[0].bundle_path, "g/p.bundle");
+        assert_eq!(found.manifest.steps[0].ref_path, "");
+        put(&storage, "g/p.refs", "").await;
+        let found = latest(&storage).await.unwrap();
+        assert_eq!(found.manifest.steps[0].ref_path, "g/p.refs");
+        assert_eq!(
+            found.manifest.steps[0].custom_hooks_path,
+            "g/p/custom_hooks.tar"
+        );
+
+        // The pointer layout wins over legacy files.
+        put(&storage, "g/p/LATEST", "20210930065413").await;
+        let damaged = latest(&storage).await.unwrap_err();
+        assert!(damaged.to_string().contains("g/p/LATEST"), "{damaged}");
+        put(&storage, "g/p/20210930065413/LATEST", "not a number").await;
+        let damaged = latest(&storage).await.unwrap_err();
+        assert!(
+            damaged.to_string().contains("determine increment ID"),
+            "{damaged}"
+        );
+        put(&storage, "g/p/20210930065413/LATEST", "002").await;
+        let found = latest(&storage).await.unwrap();
+        assert_eq!(found.manifest.steps.len(), 2);
+        assert_eq!(
+            found.manifest.steps[1].bundle_path,
+            "g/p/20210930065413/002.bundle"
+        );
+        let id = BackupId::parse("20210930065413").unwrap();
+        let by_id = find_manifest(&storage, &name, &path, &id).await.unwrap();
+        assert_eq!(by_id.manifest, found.manifest);
+        let other = BackupId::parse("20200101000000").unwrap();
+        let missing = find_manifest(&storage, &name, &path, &other)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(missing, FindError::NoSuchBackup { .. }),
+            "{missing}"
+        );
+
+        // And a manifest wins over both.
+        put(
+            &storage,
+            "manifests/default/g/p.git/1.toml",
+            "object_format = 'sha256'\n",
+        )
+        .await;
+        assert_eq!(
+            latest(&storage).await.unwrap().manifest.object_format,
+            "sha256"
+        );
     }
 }

@@ -69,15 +69,23 @@ impl Restore<'_> {
         let mut bundle_head = None;
         let mut all_self_contained = true;
         for (index, step) in steps.iter().enumerate() {
-            if step.ref_path.is_empty() {
+            if step.ref_path.is_empty() && step.bundle_path.is_empty() {
                 return Err(RestoreError::Backup(format!(
                     "step {} of the manifest has no ref_path",
                     index + 1
                 )));
             }
-            let refs = parse_ref_lines(&self.read_small(&step.ref_path).await?)
-                .map_err(|error| RestoreError::Backup(format!("{}: {error}", step.ref_path)))?;
-            if !refs.is_empty() && !step.bundle_path.is_empty() {
+            // No refs file only in legacy backups older than GitLab 14.2:
+            // the bundle's refs are then the repository's.
+            let refs = match step.ref_path.as_str() {
+                "" => None,
+                path => Some(
+                    parse_ref_lines(&self.read_small(path).await?)
+                        .map_err(|error| RestoreError::Backup(format!("{path}: {error}")))?,
+                ),
+            };
+            let has_refs = refs.as_ref().is_none_or(|refs| !refs.is_empty());
+            if has_refs && !step.bundle_path.is_empty() {
                 let header = match self.ctx.storage.local_files() {
                     Some(files) => {
                         self.index_bundle_file(&files, repository, &step.bundle_path, object_format)
@@ -94,7 +102,7 @@ impl Restore<'_> {
                 }
                 bundle_refs = header.refs;
             }
-            last_refs = refs;
+            last_refs = refs.unwrap_or_else(|| bundle_refs.clone());
         }
         let mut final_refs = self
             .settle_refs(repository, last_refs, &bundle_refs)
