@@ -4,7 +4,9 @@
 //! Run with `cargo test --test main`. Modules: `support` (TestEnv, hermetic
 //! git, helpers), one module per command, `intake` (reading jobs from
 //! stdin), `crash` (restores killed or interrupted at each failpoint),
-//! `removal` (what a restore removes, through the library), and
+//! `removal` (what a restore removes, through the library), `compat`
+//! (pointer and legacy layouts, HEAD and hooks as gitaly wrote them, and
+//! gitbak backups read by gitaly-backup's algorithm), and
 //! `regression` (compatibility with backups gitaly-backup wrote, and fixed
 //! bugs).
 #![allow(clippy::unwrap_used)]
@@ -12,6 +14,7 @@
 mod support;
 
 mod cloud;
+mod compat;
 mod crash;
 mod create;
 mod generated;

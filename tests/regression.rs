@@ -3,17 +3,17 @@
 //! manifests in fixtures/manifests/, restored by gitbak. Such backups have
 //! no `[gitbak]` table, so no digests: git alone must catch damage.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::support::{assert_no_temp_dirs, snapshot, Repo, RepoState, TestEnv};
 
 /// The repository of the spec's examples (its `4ec9…14a` spelled out).
-const REPOSITORY: &str =
+pub(crate) const REPOSITORY: &str =
     "@hashed/4e/c9/4ec9599fc203d176a301536c2e091a19bc852759b255bd6818810a42c5fed14a.git";
-const FULL_ID: &str = "20210930065413";
-const INCREMENT_ID: &str = "20211001065419";
+pub(crate) const FULL_ID: &str = "20210930065413";
+pub(crate) const INCREMENT_ID: &str = "20211001065419";
 
-fn golden_manifest(name: &str) -> Vec<u8> {
+pub(crate) fn golden_manifest(name: &str) -> Vec<u8> {
     std::fs::read(
         Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("fixtures/manifests")
@@ -22,11 +22,15 @@ fn golden_manifest(name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// Writes step `step` of backup `id` as gitaly-backup does: the bundle
-/// streamed from `git bundle create - --all` (minus `previous_refs`'
-/// objects for an increment, as CreateBundleFromRefList does), written
-/// only if git printed something; `git show-ref --head` as the refs file;
-/// a tar of custom_hooks/ if there is one. Returns the refs file's text.
+/// Where one step's three files go.
+pub(crate) struct StepFiles {
+    pub bundle: PathBuf,
+    pub refs: PathBuf,
+    pub custom_hooks: PathBuf,
+}
+
+/// Writes step `step` of backup `id` in the manifest layout; see
+/// `write_gitaly_files`. Returns the refs file's text.
 fn write_gitaly_step(
     env: &TestEnv,
     repo: &Repo,
@@ -35,14 +39,36 @@ fn write_gitaly_step(
     previous_refs: Option<&str>,
 ) -> String {
     let dir = env.backup_file(&format!("default/{REPOSITORY}/{id}"));
-    std::fs::create_dir_all(&dir).unwrap();
     let file = |extension: &str| dir.join(format!("{step:03}.{extension}"));
+    let files = StepFiles {
+        bundle: file("bundle"),
+        refs: file("refs"),
+        custom_hooks: file("custom_hooks.tar"),
+    };
+    write_gitaly_files(env, &repo.path(), &files, previous_refs)
+}
+
+/// Writes one step as gitaly-backup does: the bundle streamed from `git
+/// bundle create - --all` (minus `previous_refs`' objects for an
+/// increment, as CreateBundleFromRefList does), written only if git
+/// printed something; `git show-ref --head` as the refs file; a ustar
+/// archive of custom_hooks/ (as Go's archive/tar writes) if there is one.
+/// Returns the refs file's text.
+pub(crate) fn write_gitaly_files(
+    env: &TestEnv,
+    repository: &Path,
+    files: &StepFiles,
+    previous_refs: Option<&str>,
+) -> String {
+    for file in [&files.bundle, &files.refs, &files.custom_hooks] {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    }
     let mut args = vec!["bundle", "create", "-q", "-", "--all"];
     if let Some(previous) = previous_refs {
         args.push("--not");
         args.extend(previous.lines().map(|line| line.split(' ').next().unwrap()));
     }
-    let bundle = env.git_run(&repo.path(), &args, b"");
+    let bundle = env.git_run(repository, &args, b"");
     // With nothing new, git refuses after printing the header; gitaly
     // ignores the error and keeps the header-only file (spec §4.2).
     let nothing_new =
@@ -51,21 +77,19 @@ fn write_gitaly_step(
         bundle.assert_success();
     }
     if !bundle.stdout_bytes.is_empty() {
-        std::fs::write(file("bundle"), &bundle.stdout_bytes).unwrap();
+        std::fs::write(&files.bundle, &bundle.stdout_bytes).unwrap();
     }
-    let refs = env
-        .git_run(&repo.path(), ["show-ref", "--head"], b"")
-        .stdout;
-    std::fs::write(file("refs"), &refs).unwrap();
-    if repo.path().join("custom_hooks").is_dir() {
-        let archive = path_text(&file("custom_hooks.tar"));
+    let refs = env.git_run(repository, ["show-ref", "--head"], b"").stdout;
+    std::fs::write(&files.refs, &refs).unwrap();
+    if std::fs::symlink_metadata(repository.join("custom_hooks")).is_ok() {
         env.program(
             "tar",
             [
+                "--format=ustar",
                 "-cf",
-                &archive,
+                &path_text(&files.custom_hooks),
                 "-C",
-                &path_text(&repo.path()),
+                &path_text(repository),
                 "custom_hooks",
             ],
         )
@@ -76,7 +100,7 @@ fn write_gitaly_step(
 
 /// Commits backup `id` as gitaly-backup 19.0 does: `<id>.toml`, the same
 /// bytes in `+latest.toml`, then the empty `backup_ids/<id>` marker.
-fn write_gitaly_manifest(env: &TestEnv, id: &str, manifest: &[u8]) {
+pub(crate) fn write_gitaly_manifest(env: &TestEnv, id: &str, manifest: &[u8]) {
     let dir = env.backup_file(&format!("manifests/default/{REPOSITORY}"));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join(format!("{id}.toml")), manifest).unwrap();
@@ -85,11 +109,11 @@ fn write_gitaly_manifest(env: &TestEnv, id: &str, manifest: &[u8]) {
     std::fs::write(env.backup_file(&format!("backup_ids/{id}")), b"").unwrap();
 }
 
-fn path_text(path: &Path) -> String {
+pub(crate) fn path_text(path: &Path) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-fn assert_restores_to(
+pub(crate) fn assert_restores_to(
     env: &TestEnv,
     repo: &Repo,
     extra: &[&str],
