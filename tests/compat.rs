@@ -353,3 +353,35 @@ fn gitbak_backups_restore_with_gitalys_algorithm() {
             .assert_success();
     }
 }
+
+#[test]
+fn always_create_is_accepted_and_ignored() {
+    // gitaly-backup 19.0 ignores it: a repository without a backup fails
+    // and is not created empty, one with a backup restores as usual.
+    let env = TestEnv::new();
+    let repo = env.fixture("linear");
+    let at_backup = RepoState::capture(&env, &repo.path());
+    env.create("1", &[&repo]).assert_success();
+    env.diverge(&repo.path());
+    let missing = Repo::new("default", repo.storage_root.clone(), "group/missing.git");
+    let line = |repo: &Repo| {
+        serde_json::json!({
+            "storage_name": repo.storage_name,
+            "relative_path": repo.relative_path,
+            "gl_project_path": repo.gl_project_path(),
+            "always_create": true,
+        })
+        .to_string()
+    };
+    let run = env
+        .gitbak(["restore"])
+        .backup_path()
+        .storages_of(&[&repo])
+        .stdin(format!("{}\n{}\n", line(&repo), line(&missing)))
+        .run();
+    run.assert_code(1);
+    run.job_line("completed restore", &repo.relative_path);
+    run.job_error("restore", &missing.relative_path);
+    at_backup.assert_same(&RepoState::capture(&env, &repo.path()), "restored");
+    assert!(!missing.path().exists(), "not created");
+}
