@@ -1,5 +1,6 @@
 //! Names of the temporary directories a restore makes beside a repository,
-//! and sweeping the ones a dead gitbak left behind.
+//! sweeping the ones a dead gitbak left behind, and removing a repository
+//! through one of them.
 //!
 //! A restore builds the new repository in `+gitbak-tmp-new+NAME~HOST~PID-N`
 //! and, where the kernel cannot exchange two directories, moves the old
@@ -129,6 +130,28 @@ fn put_back(aside: &Path, target: &Path) -> Result<(), NodeError> {
     }
 }
 
+/// Removes the repository at `path` the safe way: renamed away first, so
+/// nothing ever sees (or backs up, or serves) a half-deleted repository,
+/// then deleted. A crash in between leaves a `Kind::Removed` directory the
+/// next restore beside it sweeps. Returns whether there was one to remove.
+pub fn remove_repository(path: &Path) -> Result<bool, NodeError> {
+    let parent = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let gone = temp_path(parent, Kind::Removed, &name);
+    match std::fs::rename(path, &gone) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => return Err(NodeError::io(path, source)),
+    }
+    super::place::sync_dir(parent)?;
+    crate::failpoint::hit("remove-after-rename");
+    remove_tree(&gone)?;
+    Ok(true)
+}
+
 /// Removes a directory tree; one already gone (a concurrent sweep) is fine.
 pub fn remove_tree(path: &Path) -> Result<(), NodeError> {
     match std::fs::remove_dir_all(path) {
@@ -150,6 +173,16 @@ mod tests {
     /// A name as a dead gitbak of `host` would have left it (pid above pid_max).
     fn dead(kind: Kind, name: &str, host: &str) -> String {
         format!("{TEMP_PREFIX}{}{name}~{host}~4194304999-3", kind.word())
+    }
+
+    #[test]
+    fn removal_renames_away_then_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("repo.git");
+        make(&target, "old");
+        assert!(remove_repository(&target).unwrap());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        assert!(!remove_repository(&target).unwrap(), "gone already: fine");
     }
 
     #[test]

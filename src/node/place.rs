@@ -242,7 +242,7 @@ fn start_writeback(file: &std::fs::File) {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), NodeError> {
+pub(super) fn sync_dir(dir: &Path) -> Result<(), NodeError> {
     std::fs::File::open(dir)
         .and_then(|file| file.sync_all())
         .map_err(|source| NodeError::io(dir, source))
@@ -301,28 +301,6 @@ pub fn swap_by_renames(new: &Path, target: &Path) -> Result<PathBuf, NodeError> 
         return Err(io(error));
     }
     Ok(aside)
-}
-
-/// Removes the repository at `path` the safe way: renamed away first, so
-/// nothing ever sees (or backs up, or serves) a half-deleted repository,
-/// then deleted. A crash in between leaves a `Kind::Removed` directory the
-/// next restore beside it sweeps. Returns whether there was one to remove.
-pub fn remove_repository(path: &Path) -> Result<bool, NodeError> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|name| name.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let gone = leftovers::temp_path(parent, Kind::Removed, &name);
-    match std::fs::rename(path, &gone) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => return Err(NodeError::io(path, source)),
-    }
-    sync_dir(parent)?;
-    failpoint::hit("remove-after-rename");
-    remove_tree(&gone)?;
-    Ok(true)
 }
 
 /// The last steps of a restore, from its final touches to removing the
@@ -439,16 +417,6 @@ mod tests {
             !dir.path().join("a").exists(),
             "created parents are removed"
         );
-    }
-
-    #[test]
-    fn removal_renames_away_then_deletes() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("repo.git");
-        repository(&target, "old");
-        assert!(remove_repository(&target).unwrap());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-        assert!(!remove_repository(&target).unwrap(), "gone already: fine");
     }
 
     #[test]

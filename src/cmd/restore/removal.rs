@@ -6,7 +6,7 @@
 //! Both happen once the jobs are done, never while they run, and only when
 //! the run as a whole makes sense: a typo in `-path` finds no backup for
 //! anything, and must not empty a node. Every removal renames the
-//! repository away before deleting it (`place::remove_repository`).
+//! repository away before deleting it (`leftovers::remove_repository`).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use crate::job::scheduler::RunReport;
 use crate::job::Job;
 use crate::layout::StorageName;
-use crate::node::{self, place, NodeError};
+use crate::node::{self, leftovers, NodeError};
 
 use super::Context;
 
@@ -164,7 +164,7 @@ pub(super) async fn remove_at_end(
             return;
         }
         let removal = ctx
-            .run_to_end(move || place::remove_repository(&path))
+            .run_to_end(move || leftovers::remove_repository(&path))
             .await
             .map_err(|error| NodeError::Invalid(error.to_string()))
             .and_then(|removed| removed);
