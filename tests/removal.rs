@@ -10,8 +10,8 @@ use std::sync::Arc;
 use gitbak::cmd::restore::{self, RemovalReason, RestoreOptions, RestoreReport};
 use gitbak::cmd::{Context, RunOptions, Setup};
 use gitbak::job::progress::Silent;
-use gitbak::job::scheduler::Limits;
-use gitbak::job::Job;
+use gitbak::job::scheduler::{JobSource, Limits};
+use gitbak::job::{InputError, Job, JobReader};
 use gitbak::layout::BackupId;
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +61,32 @@ impl Node {
         jobs: &[&str],
         configure: impl FnOnce(&mut RestoreOptions),
     ) -> RestoreReport {
+        let jobs: Vec<Job> = jobs
+            .iter()
+            .enumerate()
+            .map(|(index, path)| Job {
+                line: index + 1,
+                storage_name: "default".into(),
+                relative_path: (*path).into(),
+                gl_project_path: format!("group/{index}"),
+                ..Job::default()
+            })
+            .collect();
+        self.run(
+            location,
+            jobs.into_iter(),
+            CancellationToken::new(),
+            configure,
+        )
+    }
+
+    fn run(
+        &self,
+        location: PathBuf,
+        jobs: impl JobSource,
+        cancel: CancellationToken,
+        configure: impl FnOnce(&mut RestoreOptions),
+    ) -> RestoreReport {
         let mut options = RestoreOptions {
             id: None,
             run: RunOptions {
@@ -74,17 +100,6 @@ impl Node {
             remove_when_no_backup: false,
         };
         configure(&mut options);
-        let jobs: Vec<Job> = jobs
-            .iter()
-            .enumerate()
-            .map(|(index, path)| Job {
-                line: index + 1,
-                storage_name: "default".into(),
-                relative_path: (*path).into(),
-                gl_project_path: format!("group/{index}"),
-                ..Job::default()
-            })
-            .collect();
         let setup = Setup {
             location: Some(location.to_str().unwrap().to_owned()),
             storages: vec![("default".into(), self.root.clone())],
@@ -98,10 +113,10 @@ impl Node {
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {
-            let ctx = Context::open(setup, Arc::new(Silent), CancellationToken::new())
+            let ctx = Context::open(setup, Arc::new(Silent), cancel)
                 .await
                 .unwrap();
-            restore::run(&ctx, options, jobs.into_iter()).await.unwrap()
+            restore::run(&ctx, options, jobs).await.unwrap()
         })
     }
 
@@ -110,6 +125,33 @@ impl Node {
             .iter()
             .map(|repo| repo.relative_path.as_str())
             .collect()
+    }
+}
+
+/// Hands out its jobs, then waits until their repositories are restored
+/// (`diverge`'s loose branch is gone) and interrupts the run, as Ctrl-C
+/// between the last job and the end of stdin would.
+struct CancelWhenRestored {
+    jobs: std::vec::IntoIter<Job>,
+    repositories: Vec<PathBuf>,
+    cancel: CancellationToken,
+}
+
+#[async_trait::async_trait]
+impl JobSource for CancelWhenRestored {
+    async fn next_job(&mut self) -> Result<Option<Job>, InputError> {
+        if let Some(job) = self.jobs.next() {
+            return Ok(Some(job));
+        }
+        let restored = |path: &PathBuf| !path.join("refs/heads/after-backup").exists();
+        for _ in 0..600 {
+            if self.repositories.iter().all(restored) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        self.cancel.cancel();
+        std::future::pending().await
     }
 }
 
@@ -217,6 +259,53 @@ fn remove_all_removes_nothing_when_no_backup_was_found() {
     for repo in &node.backed_up {
         assert!(repo.path().join("HEAD").is_file());
     }
+}
+
+#[test]
+fn remove_all_removes_nothing_after_an_input_error_or_an_interrupt() {
+    let node = node();
+    let dangling = node.extra("group/dangling.git");
+    let lines: String = node
+        .backed_up
+        .iter()
+        .map(|repo| repo.job_line() + "\n")
+        .collect::<String>()
+        + "{not json\n";
+    let reader = JobReader::new(tokio::io::BufReader::new(std::io::Cursor::new(
+        lines.into_bytes(),
+    )));
+    let all = |options: &mut RestoreOptions| {
+        options.remove_all_repositories = vec!["default".into()];
+        options.remove_when_no_backup = true;
+    };
+    let report = node.run(node.env.backups(), reader, CancellationToken::new(), all);
+    assert!(report.run.input_error.is_some());
+    assert!(report.removed.is_empty(), "{:?}", report.removed);
+
+    // Interrupted after both repositories were restored.
+    for repo in &node.backed_up {
+        node.env.diverge(&repo.path());
+    }
+    let cancel = CancellationToken::new();
+    let source = CancelWhenRestored {
+        jobs: node
+            .backed_up
+            .iter()
+            .map(|repo| Job {
+                line: 1,
+                storage_name: "default".into(),
+                relative_path: repo.relative_path.clone(),
+                ..Job::default()
+            })
+            .collect::<Vec<_>>()
+            .into_iter(),
+        repositories: node.backed_up.iter().map(Repo::path).collect(),
+        cancel: cancel.clone(),
+    };
+    let report = node.run(node.env.backups(), source, cancel, all);
+    assert!(report.run.interrupted);
+    assert!(report.removed.is_empty(), "{:?}", report.removed);
+    assert!(dangling.join("HEAD").is_file());
 }
 
 #[test]
