@@ -103,8 +103,7 @@ pub async fn run(
     let mut run = ctx
         .run_jobs(jobs, options.run.limits, CommandName::Restore, work)
         .await;
-    let mut removed = Vec::new();
-    removal::remove_at_end(ctx, listed, &ledger, &mut run, &mut removed).await;
+    let removed = removal::remove_at_end(ctx, listed, &ledger, &mut run).await;
     Ok(RestoreReport { run, removed })
 }
 

@@ -114,24 +114,24 @@ pub(super) async fn list_before(ctx: &Context, storages: &[String]) -> Listed {
     listed
 }
 
-/// Carries out the removals the run earned, adding what went to `removed`
-/// and each removal that failed to the run's failures.
+/// Carries out the removals the run earned and returns what went; each
+/// removal that failed is added to the run's failures.
 pub(super) async fn remove_at_end(
     ctx: &Context,
     listed: Listed,
     ledger: &SharedLedger,
     report: &mut RunReport,
-    removed: &mut Vec<RemovedRepository>,
-) {
+) -> Vec<RemovedRepository> {
+    let mut removed = Vec::new();
     let ledger = std::mem::take(&mut *ledger.lock().unwrap_or_else(|p| p.into_inner()));
     if report.interrupted || ctx.cancel.is_cancelled() {
-        return;
+        return removed;
     }
     if !ledger.found_any_backup {
         if !ledger.without_backup.is_empty() || !listed.repositories.is_empty() {
             tracing::warn!("no backup was found for any repository; nothing is removed");
         }
-        return;
+        return removed;
     }
     let mut plan: Vec<(Job, PathBuf, RemovalReason)> = ledger
         .without_backup
@@ -161,13 +161,13 @@ pub(super) async fn remove_at_end(
     }
     for (job, path, reason) in plan {
         if ctx.cancel.is_cancelled() {
-            return;
+            break;
         }
         let removal = ctx
             .run_to_end(move || leftovers::remove_repository(&path))
             .await
             .map_err(|error| NodeError::Invalid(error.to_string()))
-            .and_then(|removed| removed);
+            .and_then(|outcome| outcome);
         match removal {
             Ok(true) => {
                 tracing::info!(storage = %job.storage_name, relative_path = %job.relative_path, ?reason, "repository removed");
@@ -184,4 +184,5 @@ pub(super) async fn remove_at_end(
             }
         }
     }
+    removed
 }
