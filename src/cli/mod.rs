@@ -203,6 +203,7 @@ impl CommonArgs {
             upload_concurrency: usize::from(self.upload_concurrency),
             retries: self.retries,
             immutable: self.immutable,
+            gitaly_addresses: Default::default(),
         }
     }
 }

@@ -74,6 +74,10 @@ pub struct Setup {
     pub upload_concurrency: usize,
     pub retries: u32,
     pub immutable: bool,
+    /// Storage name → Gitaly address (gitaly mode's `GITALY_SERVERS`): not
+    /// where repositories are, only what a job whose storage is not on this
+    /// node is told.
+    pub gitaly_addresses: std::collections::BTreeMap<String, String>,
 }
 
 impl Context {
@@ -169,7 +173,9 @@ impl Context {
                 cpus / setup.parallel.max(1),
                 cancel.clone(),
             ),
-            roots: config.storage_roots(&setup.storages),
+            roots: config
+                .storage_roots(&setup.storages)
+                .with_gitaly_addresses(setup.gitaly_addresses),
             progress,
             cancel,
             unstoppable: TaskTracker::new(),
