@@ -80,30 +80,36 @@ pub struct CommonArgs {
         value_name = "N"
     )]
     pub parallel_storage: i64,
-    /// Storage root directory; repeatable; wins over the Gitaly config.
-    #[arg(long = "storage", value_name = "NAME=DIR", value_parser = parse_storage)]
+    /// Storage root directory; repeatable, or comma-separated; wins over the Gitaly config.
+    #[arg(
+        long = "storage",
+        env = "GITBAK_STORAGE",
+        value_name = "NAME=DIR",
+        value_parser = parse_storage,
+        value_delimiter = ','
+    )]
     pub storages: Vec<(String, PathBuf)>,
     /// Gitaly's config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present.
     #[arg(long, env = "GITBAK_GITALY_CONFIG", value_name = "FILE")]
     pub gitaly_config: Option<PathBuf>,
     /// Skip, with a log line, jobs whose storage is not configured on this node.
-    #[arg(long)]
+    #[arg(long, env = "GITBAK_LOCAL_STORAGES_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
     pub local_storages_only: bool,
     /// The git binary to run.
     #[arg(long, env = "GITBAK_GIT", default_value = "git", value_name = "PATH")]
     pub git: PathBuf,
     /// Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly's [backup] buffer_size).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, env = "GITBAK_PART_SIZE", value_name = "SIZE", value_parser = parse_size)]
     pub part_size: Option<usize>,
     /// Parts of one upload in flight at once.
-    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "GITBAK_UPLOAD_CONCURRENCY", default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub upload_concurrency: u16,
     /// Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up.
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    #[arg(long, env = "GITBAK_RETRIES", default_value_t = 5, value_name = "N")]
     pub retries: u32,
     /// Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite
     /// or delete anything, skip +latest.toml, send request checksums.
-    #[arg(long)]
+    #[arg(long, env = "GITBAK_IMMUTABLE", value_parser = clap::builder::BoolishValueParser::new())]
     pub immutable: bool,
 }
 
