@@ -3,7 +3,8 @@
 //!
 //! Run with `cargo test --test main`. Modules: `support` (TestEnv, hermetic
 //! git, helpers), one module per command, `intake` (reading jobs from
-//! stdin), `crash` (restores killed or interrupted at each failpoint), and
+//! stdin), `gitaly_mode` (gitbak as GitLab's backup.rake drives
+//! gitaly-backup), `crash` (restores killed or interrupted at each failpoint), and
 //! `regression` (compatibility with backups gitaly-backup wrote, and fixed
 //! bugs).
 #![allow(clippy::unwrap_used)]
@@ -14,6 +15,7 @@ mod cloud;
 mod crash;
 mod create;
 mod generated;
+mod gitaly_mode;
 mod intake;
 mod regression;
 mod restore;
