@@ -510,6 +510,13 @@ fn configuration_errors_are_one_json_line_and_exit_1() {
                 "injecting GITALY_SERVERS: failed unmarshalling json: invalid character 'd' looking for beginning of value",
             ),
             (
+                // Server-side needs Gitaly's [backup] go_cloud_url; the test's config is empty.
+                "create -server-side -id 1",
+                vec![],
+                "create: no backup location: pass --path DIR, or set [backup] go_cloud_url \
+                 in Gitaly's config (--gitaly-config, GITBAK_GITALY_CONFIG)",
+            ),
+            (
                 "create -path <backups> -parallel many",
                 vec![],
                 "invalid value \"many\" for flag -parallel: parse error",

@@ -10,28 +10,22 @@
 //! zero means something else here (spec §6.1), land in `GitalyFlags`.
 //! gitbak's own long flags work in either spelling too; everything Rails
 //! cannot put on the command line comes from `GITBAK_*` variables, which
-//! clap reads. This module only translates; `run` is the glue that hands
-//! the result to the same code `gitbak create`/`restore` use.
+//! clap reads. This module only translates; `run` hands the result to the
+//! same code `gitbak create`/`restore` use.
 
+mod run;
 mod servers;
 
 use std::ffi::OsString;
-use std::sync::Arc;
 
-use anyhow::Context as _;
 use clap::{CommandFactory, Parser};
-use tokio_util::sync::CancellationToken;
 
-use super::output::JsonLog;
-use super::{Cli, Command};
-use crate::cmd::create::CreateOptions;
-use crate::cmd::restore::RestoreOptions;
-use crate::cmd::RunOptions;
-use crate::exit::{Status, UsageError};
-use crate::job::progress::{CommandName, Progress};
+use super::Cli;
+use crate::exit::UsageError;
+use crate::job::progress::CommandName;
 use crate::job::scheduler::Limits;
-use crate::layout::BackupId;
 
+pub use run::run;
 pub use servers::{GitalyServers, ServersError};
 
 /// The name GitLab gives the binary: invoked under it, gitbak is in
@@ -234,7 +228,8 @@ fn read_flags(
         .ok_or_else(|| UsageError(format!("unknown subcommand: {:?}", command.as_str())))?;
     let mut flags = GitalyFlags::default();
     let mut gitbak = Vec::new();
-    let mut path_given = false;
+    // Given twice, the last one counts, as in Go; clap would refuse the repeat.
+    let (mut path, mut id) = (None, None);
     let mut index = 0;
     while index < args.len() {
         let raw = &args[index];
@@ -266,11 +261,8 @@ fn read_flags(
         };
         match name {
             "h" | "help" => gitbak.push("--help".into()),
-            "path" => {
-                path_given = true;
-                gitbak.push(joined("--path", value(&mut index)?));
-            }
-            "id" => gitbak.push(joined("--id", value(&mut index)?)),
+            "path" => path = Some(value(&mut index)?),
+            "id" => id = Some(value(&mut index)?),
             "parallel" => flags.parallel = Some(go_int(name, &value(&mut index)?)?),
             "parallel-storage" => flags.parallel_storage = Some(go_int(name, &value(&mut index)?)?),
             "layout" => flags.layout = Some(layout(command, &value(&mut index)?)?),
@@ -305,12 +297,14 @@ fn read_flags(
             }
         }
     }
-    if flags.server_side && path_given {
+    if flags.server_side && path.is_some() {
         return Err(UsageError(format!(
             "{}: path cannot be used with server-side backups",
             command.as_str()
         )));
     }
+    gitbak.extend(path.map(|path| joined("--path", path)));
+    gitbak.extend(id.map(|id| joined("--id", id)));
     Ok((flags, gitbak))
 }
 
@@ -354,90 +348,6 @@ fn layout(command: CommandName, value: &OsString) -> Result<Layout, UsageError> 
             value.to_string_lossy()
         ))),
     }
-}
-
-/// Runs a translated command line: the same create and restore as gitbak's
-/// own front end, with gitaly-backup's log lines and rules.
-pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::Result<Status> {
-    let GitalyArgs { cli, flags } = translated;
-    let servers = GitalyServers::from_env_value(std::env::var("GITALY_SERVERS").ok().as_deref())?;
-    let log = Arc::new(JsonLog::gitaly_stdout());
-    let cpus = std::thread::available_parallelism()
-        .map(usize::from)
-        .unwrap_or(1);
-    let limits = flags.limits(cpus);
-    match cli.command {
-        Command::Create(args) => {
-            let id = match &args.id {
-                Some(id) => super::parse_id(id)?,
-                None => BackupId::from_unix_seconds(crate::cmd::unix_now()),
-            };
-            refuse_incremental(&flags, args.id.is_some())?;
-            warn_layout(log.as_ref(), flags.layout);
-            let mut setup = args.common.setup(limits.parallel.min(cpus));
-            setup.gitaly_addresses = servers.addresses;
-            let options = CreateOptions {
-                id,
-                run: RunOptions {
-                    limits,
-                    local_storages_only: args.common.local_storages_only,
-                },
-                incremental: flags.incremental,
-            };
-            super::create(setup, options, args.discover, log, cancel)
-                .await
-                .context("create")
-        }
-        Command::Restore(args) => {
-            let id = args.id.as_deref().map(super::parse_id).transpose()?;
-            warn_layout(log.as_ref(), flags.layout);
-            let mut setup = args.common.setup(limits.parallel.min(cpus));
-            setup.gitaly_addresses = servers.addresses;
-            let options = RestoreOptions {
-                id,
-                run: RunOptions {
-                    limits,
-                    local_storages_only: args.common.local_storages_only,
-                },
-                remove_all_repositories: flags.remove_all_repositories,
-                // gitaly-backup removes a repository whose latest lookup
-                // found no backup (spec §4.6).
-                remove_when_no_backup: true,
-            };
-            super::restore(setup, options, log, cancel)
-                .await
-                .context("restore")
-        }
-        Command::Generate { .. } => {
-            Err(UsageError("gitaly mode runs create or restore".into()).into())
-        }
-    }
-}
-
-/// `-incremental` is not implemented yet: a clear error, never a silent
-/// full backup. Rails up to 16.4 passes `-layout pointer -incremental -id
-/// <full backup's id>`; those runs go ahead so each job can say whether its
-/// repository's full backup is the id passed (`cmd::create`).
-fn refuse_incremental(flags: &GitalyFlags, id_given: bool) -> Result<(), UsageError> {
-    if !flags.incremental || (flags.layout == Some(Layout::Pointer) && id_given) {
-        return Ok(());
-    }
-    Err(UsageError(
-        "create: incremental backups are not supported by gitbak yet; \
-         run a full backup (gitlab-backup create without INCREMENTAL=yes)"
-            .into(),
-    ))
-}
-
-fn warn_layout(log: &dyn Progress, layout: Option<Layout>) {
-    let name = match layout {
-        None | Some(Layout::Manifest) => return,
-        Some(Layout::Pointer) => "pointer",
-        Some(Layout::Legacy) => "legacy",
-    };
-    log.run_warning(&format!(
-        "-layout {name} ignored: gitbak writes the manifest layout"
-    ));
 }
 
 #[cfg(test)]

@@ -38,7 +38,8 @@ Exit status: 0 all done, 1 some repository failed, 2 usage or configuration erro
 #[derive(Debug)]
 pub enum Invocation {
     Gitbak(Cli),
-    Gitaly(gitaly::Translation),
+    /// A usage error is reported when run, as gitaly-backup reports it.
+    Gitaly(Result<Box<gitaly::GitalyArgs>, UsageError>),
 }
 
 impl Invocation {
@@ -51,7 +52,8 @@ impl Invocation {
         }
         match gitaly::translate(&args) {
             gitaly::Translation::Display(display) => display.exit(),
-            translation => Self::Gitaly(translation),
+            gitaly::Translation::Run(translated) => Self::Gitaly(Ok(translated)),
+            gitaly::Translation::Usage(error) => Self::Gitaly(Err(error)),
         }
     }
 
@@ -251,13 +253,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
     spawn_signal_handler(cancel.clone());
     let cli = match invocation {
         Invocation::Gitbak(cli) => cli,
-        Invocation::Gitaly(gitaly::Translation::Run(args)) => {
-            return gitaly::run(*args, cancel).await
-        }
-        Invocation::Gitaly(gitaly::Translation::Usage(error)) => return Err(error.into()),
-        Invocation::Gitaly(gitaly::Translation::Display(display)) => {
-            return Err(UsageError(display.to_string()).into())
-        }
+        Invocation::Gitaly(translated) => return gitaly::run(*translated?, cancel).await,
     };
     match cli.command {
         Command::Create(args) => {

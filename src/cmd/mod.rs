@@ -137,7 +137,7 @@ impl Context {
         };
         let from_config = setup.location.is_none();
         let location_text = setup.location.clone().or_else(|| config.backup.go_cloud_url.clone()).ok_or_else(|| {
-            UsageError("no backup location: pass --path DIR, or set [backup] go_cloud_url in Gitaly's config".into())
+            UsageError("no backup location: pass --path DIR, or set [backup] go_cloud_url in Gitaly's config (--gitaly-config, GITBAK_GITALY_CONFIG)".into())
         })?;
         let location =
             Location::parse(&location_text).map_err(|error| UsageError(error.to_string()))?;

@@ -1,8 +1,9 @@
 //! The translator against the command lines of spec §8.1 and Go's flag
 //! syntax.
 
+use super::run::refuse_incremental;
 use super::*;
-use crate::cli::{CreateArgs, RestoreArgs};
+use crate::cli::{Command, CreateArgs, RestoreArgs};
 
 fn args(line: &str) -> Vec<OsString> {
     line.split(' ').map(OsString::from).collect()
@@ -125,6 +126,10 @@ fn gitbak_flags_work_in_gitaly_mode() {
     let (create_args, _) = create("gitaly-backup create -path -odd -id -1");
     assert_eq!(create_args.common.path.as_deref(), Some("-odd"));
     assert_eq!(create_args.id.as_deref(), Some("-1"));
+    // Given twice, the last one counts, as with Go's flag package.
+    let (create_args, _) = create("gitaly-backup create -path /a -id 1 --path=/b -id=2");
+    assert_eq!(create_args.common.path.as_deref(), Some("/b"));
+    assert_eq!(create_args.id.as_deref(), Some("2"));
 }
 
 use std::path::PathBuf;
