@@ -33,7 +33,7 @@ complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "help" -d 'Print this 
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel-storage -d 'Maximum repositories processed at once per storage (0: 2)' -r
-complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l storage -d 'Storage root directory; repeatable; wins over the Gitaly config' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l storage -d 'Storage root directory; repeatable, or comma-separated; wins over the Gitaly config' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l git -d 'The git binary to run' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
@@ -47,7 +47,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s h -l help -d 'P
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel-storage -d 'Maximum repositories processed at once per storage (0: 2)' -r
-complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l storage -d 'Storage root directory; repeatable; wins over the Gitaly config' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l storage -d 'Storage root directory; repeatable, or comma-separated; wins over the Gitaly config' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l git -d 'The git binary to run' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r

@@ -35,6 +35,24 @@ impl Status {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// The exit code of a run in gitaly mode: gitaly-backup exits 1 for usage
+/// and configuration errors too, and Rails expects it.
+pub fn gitaly_code(status: Status) -> i32 {
+    match status {
+        Status::Usage => FAILURE,
+        other => other.code(),
+    }
+}
+
+/// The exit code for an error that ended a run in gitaly mode: 1, as for
+/// gitaly-backup, whatever the error (a broken pipe still exits 0).
+pub fn code_for_gitaly_error(error: &anyhow::Error) -> i32 {
+    match code_for_error(error) {
+        SUCCESS => SUCCESS,
+        _ => FAILURE,
+    }
+}
+
 /// The exit code for an error that ended the program.
 pub fn code_for_error(error: &anyhow::Error) -> i32 {
     if error.chain().any(|cause| cause.is::<UsageError>()) {

@@ -1,7 +1,5 @@
 //! Parse the command line, set up logging and the runtime, run, exit.
 
-use clap::Parser;
-
 /// glibc's `mallopt` parameter for the mmap threshold.
 const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
 
@@ -19,9 +17,13 @@ fn main() {
     unsafe {
         mallopt(M_MMAP_THRESHOLD, 1 << 20);
     }
-    let cli = gitbak::cli::Cli::parse();
+    let invocation = gitbak::cli::Invocation::from_args(std::env::args_os().collect());
+    let gitaly_mode = invocation.is_gitaly_mode();
+    // gitaly mode's stderr stays empty, as gitaly-backup's does (spec §6.2),
+    // unless GITBAK_LOG asks for diagnostics.
+    let default_filter = if gitaly_mode { "off" } else { "error" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GITBAK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -38,12 +40,10 @@ fn main() {
             std::process::exit(gitbak::exit::FAILURE);
         }
     };
-    let code = match runtime.block_on(gitbak::cli::run(cli)) {
+    let code = match runtime.block_on(gitbak::cli::run(invocation)) {
+        Ok(status) if gitaly_mode => gitbak::exit::gitaly_code(status),
         Ok(status) => status.code(),
-        Err(error) => {
-            eprintln!("gitbak: {error:#}");
-            gitbak::exit::code_for_error(&error)
-        }
+        Err(error) => gitbak::cli::report_error(gitaly_mode, &error),
     };
     // Do not wait for tasks still blocked on stdin.
     runtime.shutdown_background();

@@ -3,10 +3,11 @@
 //!
 //! Run with `cargo test --test main`. Modules: `support` (TestEnv, hermetic
 //! git, helpers), one module per command, `intake` (reading jobs from
-//! stdin), `crash` (restores killed or interrupted at each failpoint),
-//! `removal` (what a restore removes, through the library), `compat`
-//! (pointer and legacy layouts, HEAD and hooks as gitaly wrote them, and
-//! gitbak backups read by gitaly-backup's algorithm), and
+//! stdin), `gitaly_mode` (gitbak as GitLab's backup.rake drives
+//! gitaly-backup), `crash` (restores killed or interrupted at each
+//! failpoint), `removal` (what a restore removes, through the library),
+//! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
+//! them, and gitbak backups read by gitaly-backup's algorithm), and
 //! `regression` (compatibility with backups gitaly-backup wrote, and fixed
 //! bugs).
 #![allow(clippy::unwrap_used)]
@@ -18,6 +19,7 @@ mod compat;
 mod crash;
 mod create;
 mod generated;
+mod gitaly_mode;
 mod intake;
 mod regression;
 mod removal;

@@ -110,6 +110,7 @@ impl Node {
             upload_concurrency: 1,
             retries: 0,
             immutable: false,
+            gitaly_addresses: Default::default(),
         };
         let runtime = tokio::runtime::Runtime::new().unwrap();
         runtime.block_on(async {

@@ -1,10 +1,13 @@
 //! The command line: clap types, their conversion to plain `cmd` options,
 //! and the glue that runs a command and prints its outcome. clap never
-//! leaves this module.
+//! leaves this module. gitaly-backup's command line (gitaly mode) is
+//! translated into these same types by `gitaly`.
 
 pub mod generate;
+pub mod gitaly;
 pub mod output;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -28,6 +31,36 @@ Jobs are read from stdin as JSON lines, as GitLab's backup.rake writes them for 
   {\"storage_name\":\"default\",\"relative_path\":\"@hashed/6b/86/6b86….git\",\"gl_project_path\":\"group/project\"}
 
 Exit status: 0 all done, 1 some repository failed, 2 usage or configuration error, 130 interrupted.";
+
+/// A command line, read: gitbak's own, or gitaly-backup's (gitaly mode,
+/// `gitaly::is_gitaly_mode`), whose output and exit codes follow
+/// gitaly-backup's.
+#[derive(Debug)]
+pub enum Invocation {
+    Gitbak(Cli),
+    /// A usage error is reported when run, as gitaly-backup reports it.
+    Gitaly(Result<Box<gitaly::GitalyArgs>, UsageError>),
+}
+
+impl Invocation {
+    /// Reads `args` (`args[0]` is the program). Like clap's `parse`, prints
+    /// help or version and exits; gitbak's own usage errors exit 2 here,
+    /// gitaly mode's are reported by `run` as gitaly-backup reports them.
+    pub fn from_args(args: Vec<OsString>) -> Self {
+        if !gitaly::is_gitaly_mode(&args) {
+            return Self::Gitbak(Cli::parse_from(args));
+        }
+        match gitaly::translate(&args) {
+            gitaly::Translation::Display(display) => display.exit(),
+            gitaly::Translation::Run(translated) => Self::Gitaly(Ok(translated)),
+            gitaly::Translation::Usage(error) => Self::Gitaly(Err(error)),
+        }
+    }
+
+    pub fn is_gitaly_mode(&self) -> bool {
+        matches!(self, Self::Gitaly(_))
+    }
+}
 
 /// Fast, safe backups of GitLab repositories, compatible with gitaly-backup.
 #[derive(Debug, Parser)]
@@ -80,30 +113,36 @@ pub struct CommonArgs {
         value_name = "N"
     )]
     pub parallel_storage: i64,
-    /// Storage root directory; repeatable; wins over the Gitaly config.
-    #[arg(long = "storage", value_name = "NAME=DIR", value_parser = parse_storage)]
+    /// Storage root directory; repeatable, or comma-separated; wins over the Gitaly config.
+    #[arg(
+        long = "storage",
+        env = "GITBAK_STORAGE",
+        value_name = "NAME=DIR",
+        value_parser = parse_storage,
+        value_delimiter = ','
+    )]
     pub storages: Vec<(String, PathBuf)>,
     /// Gitaly's config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present.
     #[arg(long, env = "GITBAK_GITALY_CONFIG", value_name = "FILE")]
     pub gitaly_config: Option<PathBuf>,
     /// Skip, with a log line, jobs whose storage is not configured on this node.
-    #[arg(long)]
+    #[arg(long, env = "GITBAK_LOCAL_STORAGES_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
     pub local_storages_only: bool,
     /// The git binary to run.
     #[arg(long, env = "GITBAK_GIT", default_value = "git", value_name = "PATH")]
     pub git: PathBuf,
     /// Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly's [backup] buffer_size).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, env = "GITBAK_PART_SIZE", value_name = "SIZE", value_parser = parse_size)]
     pub part_size: Option<usize>,
     /// Parts of one upload in flight at once.
-    #[arg(long, default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(long, env = "GITBAK_UPLOAD_CONCURRENCY", default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub upload_concurrency: u16,
     /// Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up.
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    #[arg(long, env = "GITBAK_RETRIES", default_value_t = 5, value_name = "N")]
     pub retries: u32,
     /// Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite
     /// or delete anything, skip +latest.toml, send request checksums.
-    #[arg(long)]
+    #[arg(long, env = "GITBAK_IMMUTABLE", value_parser = clap::builder::BoolishValueParser::new())]
     pub immutable: bool,
 }
 
@@ -203,14 +242,19 @@ impl CommonArgs {
             upload_concurrency: usize::from(self.upload_concurrency),
             retries: self.retries,
             immutable: self.immutable,
+            gitaly_addresses: Default::default(),
         }
     }
 }
 
-/// Runs the parsed command line.
-pub async fn run(cli: Cli) -> anyhow::Result<Status> {
+/// Runs the command line read by `Invocation::from_args`.
+pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
     let cancel = CancellationToken::new();
     spawn_signal_handler(cancel.clone());
+    let cli = match invocation {
+        Invocation::Gitbak(cli) => cli,
+        Invocation::Gitaly(translated) => return gitaly::run(*translated?, cancel).await,
+    };
     match cli.command {
         Command::Create(args) => {
             let run = args.common.run_options()?;
@@ -218,49 +262,90 @@ pub async fn run(cli: Cli) -> anyhow::Result<Status> {
                 Some(id) => parse_id(id)?,
                 None => BackupId::from_unix_seconds(cmd::unix_now()),
             };
-            let log = Arc::new(JsonLog::stdout());
-            let ctx =
-                cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel)
-                    .await?;
-            let options = CreateOptions { id, run };
-            let report = if args.discover {
-                let jobs = discovered_jobs(&ctx)?;
-                cmd::create::run(&ctx, options, jobs.into_iter()).await
-            } else {
-                cmd::create::run(&ctx, options, stdin_jobs()).await
+            let setup = args.common.setup(run.limits.parallel);
+            let options = CreateOptions {
+                id,
+                run,
+                incremental: false,
             };
-            if let Err(error) = &report.marker {
-                log.line(
-                    "error",
-                    &format!("create: write backup id marker: {error}"),
-                    Default::default(),
-                );
-            }
-            log.summary(CommandName::Create, &report.run);
-            Ok(status_of(&report.run, report.marker.is_err()))
+            create(
+                setup,
+                options,
+                args.discover,
+                Arc::new(JsonLog::stdout()),
+                cancel,
+            )
+            .await
         }
         Command::Restore(args) => {
             let run = args.common.run_options()?;
             let id = args.id.as_deref().map(parse_id).transpose()?;
-            let log = Arc::new(JsonLog::stdout());
-            let ctx =
-                cmd::Context::open(args.common.setup(run.limits.parallel), log.clone(), cancel)
-                    .await?;
+            let setup = args.common.setup(run.limits.parallel);
             let options = RestoreOptions {
                 id,
                 run,
                 remove_all_repositories: Vec::new(),
                 remove_when_no_backup: false,
             };
-            let report = cmd::restore::run(&ctx, options, stdin_jobs()).await?;
-            log.summary(CommandName::Restore, &report.run);
-            Ok(status_of(&report.run, false))
+            restore(setup, options, Arc::new(JsonLog::stdout()), cancel).await
         }
         Command::Generate { out_dir } => {
             generate::write_all(&out_dir)?;
             Ok(Status::Success)
         }
     }
+}
+
+/// Prints the error that ended the run where its front end's users look:
+/// gitbak's on stderr, gitaly mode's as gitaly-backup's JSON error line on
+/// stdout (Rails copies stdout; stderr stays empty). The exit code.
+pub fn report_error(gitaly_mode: bool, error: &anyhow::Error) -> i32 {
+    if gitaly_mode {
+        JsonLog::gitaly_stdout().line("error", &format!("{error:#}"), Default::default());
+        crate::exit::code_for_gitaly_error(error)
+    } else {
+        eprintln!("gitbak: {error:#}");
+        crate::exit::code_for_error(error)
+    }
+}
+
+/// `create`, whichever front end asked for it.
+async fn create(
+    setup: cmd::Setup,
+    options: CreateOptions,
+    discover: bool,
+    log: Arc<JsonLog>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Status> {
+    let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
+    let report = if discover {
+        let jobs = discovered_jobs(&ctx)?;
+        cmd::create::run(&ctx, options, jobs.into_iter()).await
+    } else {
+        cmd::create::run(&ctx, options, stdin_jobs()).await
+    };
+    if let Err(error) = &report.marker {
+        log.line(
+            "error",
+            &format!("create: write backup id marker: {error}"),
+            Default::default(),
+        );
+    }
+    log.summary(CommandName::Create, &report.run);
+    Ok(status_of(&report.run, report.marker.is_err()))
+}
+
+/// `restore`, whichever front end asked for it.
+async fn restore(
+    setup: cmd::Setup,
+    options: RestoreOptions,
+    log: Arc<JsonLog>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Status> {
+    let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
+    let report = cmd::restore::run(&ctx, options, stdin_jobs()).await?;
+    log.summary(CommandName::Restore, &report.run);
+    Ok(status_of(&report.run, false))
 }
 
 /// Jobs from stdin: read through an 8 KiB buffer, at most 64 KiB of one

@@ -1,5 +1,10 @@
 //! What gitbak prints: gitaly-backup's JSON log lines on stdout (spec §6.2)
 //! and the final failure summary (§6.3). Does no work.
+//!
+//! Two styles: gitbak's own, which adds a skipped job's `reason`, and gitaly
+//! mode's, byte for byte what gitaly-backup prints (Go's HTML-safe escaping,
+//! no extra fields, a summary ending in a newline), because Rails and log
+//! pipelines parse it.
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -21,6 +26,8 @@ const MESSAGE_LIMIT: usize = 8 * ECHO_LIMIT;
 pub struct JsonLog {
     out: Mutex<Box<dyn Write + Send>>,
     pid: u32,
+    /// gitaly-backup's exact lines (gitaly mode) rather than gitbak's.
+    gitaly: bool,
 }
 
 impl JsonLog {
@@ -28,6 +35,15 @@ impl JsonLog {
         Self {
             out: Mutex::new(Box::new(std::io::stdout())),
             pid: std::process::id(),
+            gitaly: false,
+        }
+    }
+
+    /// gitaly mode's log: exactly gitaly-backup's lines.
+    pub fn gitaly_stdout() -> Self {
+        Self {
+            gitaly: true,
+            ..Self::stdout()
         }
     }
 
@@ -38,6 +54,9 @@ impl JsonLog {
         entry.insert("pid".into(), self.pid.into());
         entry.insert("time".into(), timestamp().into());
         let mut text = Value::Object(entry).to_string();
+        if self.gitaly {
+            text = go_html_escape(&text);
+        }
         text.push('\n');
         let mut out = self
             .out
@@ -82,6 +101,10 @@ impl JsonLog {
                 msg.push_str(&format!(" ({})", echo(&job.gl_project_path)));
             }
             msg.push_str(&format!(": {}", message(job, error)));
+        }
+        if self.gitaly {
+            // gitaly-backup ends every entry, the last one too, with a newline.
+            msg.push('\n');
         }
         self.line("error", &msg, Map::new());
     }
@@ -129,7 +152,10 @@ impl Progress for JsonLog {
             Event::Started => self.line("info", &format!("started {name}"), fields),
             Event::Completed => self.line("info", &format!("completed {name}"), fields),
             Event::Skipped { reason } => {
-                fields.insert("reason".into(), message(job, reason).into());
+                // gitaly-backup logs no reason (spec §6.2); Rails' parsers expect its fields only.
+                if !self.gitaly {
+                    fields.insert("reason".into(), message(job, reason).into());
+                }
                 self.line("warning", &format!("skipped {name}"), fields);
             }
             Event::Failed { error } => {
@@ -143,6 +169,24 @@ impl Progress for JsonLog {
     fn run_warning(&self, message: &str) {
         self.line("warning", message, Map::new());
     }
+}
+
+/// Go's `encoding/json` escaping on top of serde_json's: `<`, `>`, `&`
+/// (HTML-safe) and U+2028, U+2029 as `\u` escapes. These characters only
+/// occur inside JSON strings, so replacing them in the text is exact.
+fn go_html_escape(json: &str) -> String {
+    let mut escaped = String::with_capacity(json.len());
+    for character in json.chars() {
+        match character {
+            '<' => escaped.push_str("\\u003c"),
+            '>' => escaped.push_str("\\u003e"),
+            '&' => escaped.push_str("\\u0026"),
+            '\u{2028}' => escaped.push_str("\\u2028"),
+            '\u{2029}' => escaped.push_str("\\u2029"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 /// `2006-01-02T15:04:05.000Z`: UTC with milliseconds.
@@ -180,6 +224,7 @@ mod tests {
         let log = JsonLog {
             out: Mutex::new(Box::new(buffer.clone())),
             pid: 4242,
+            gitaly: false,
         };
         let job = Job {
             storage_name: "default".into(),
@@ -215,11 +260,53 @@ mod tests {
     }
 
     #[test]
+    fn gitaly_mode_writes_gitaly_backups_bytes() {
+        let buffer = Buffer::default();
+        let log = JsonLog {
+            out: Mutex::new(Box::new(buffer.clone())),
+            pid: 7,
+            gitaly: true,
+        };
+        let job = Job {
+            storage_name: "default".into(),
+            relative_path: "a&b<c>.git".into(),
+            gl_project_path: "g/p\u{2028}".into(),
+            ..Job::default()
+        };
+        log.job_event(
+            CommandName::Create,
+            &job,
+            Event::Skipped {
+                reason: "already backed up",
+            },
+        );
+        let mut report = RunReport::default();
+        report.failures.push((job.clone(), "boom".into()));
+        log.summary(CommandName::Create, &report);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let masked: Vec<String> = text
+            .lines()
+            .map(|line| {
+                let start = line.find(r#""time":""#).unwrap() + 8;
+                format!("{}TIME{}", &line[..start], &line[start + 24..])
+            })
+            .collect();
+        assert_eq!(
+            masked,
+            [
+                r#"{"command.name":"create","gl_project_path":"g/p\u2028","level":"warning","msg":"skipped create","pid":7,"relative_path":"a\u0026b\u003cc\u003e.git","storage_name":"default","time":"TIME"}"#,
+                r#"{"level":"error","msg":"create: pipeline: 1 failures encountered:\n - a\u0026b\u003cc\u003e.git (g/p\u2028): boom\n","pid":7,"time":"TIME"}"#,
+            ]
+        );
+    }
+
+    #[test]
     fn input_values_are_echoed_up_to_a_bound() {
         let buffer = Buffer::default();
         let log = JsonLog {
             out: Mutex::new(Box::new(buffer.clone())),
             pid: 1,
+            gitaly: false,
         };
         let long_path = format!("{}.git", "ü".repeat(30_000));
         let job = Job {

@@ -27,6 +27,9 @@ use super::{validate, Context, RunOptions};
 pub struct CreateOptions {
     pub id: BackupId,
     pub run: RunOptions,
+    /// gitaly-backup's `-incremental`, not implemented yet: every job fails
+    /// saying so rather than silently writing a full backup.
+    pub incremental: bool,
 }
 
 #[derive(Debug)]
@@ -113,6 +116,9 @@ async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outco
         id: options.id.clone(),
         manifest_key,
     };
+    if options.incremental {
+        return refuse_incremental(ctx, &target).await;
+    }
     if let Err(error) = remove_leftovers(ctx, &target).await {
         return Outcome::Failed(error.to_string());
     }
@@ -128,6 +134,25 @@ async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outco
     }
     match back_up(ctx, &target).await {
         Ok(()) => Outcome::Completed,
+        Err(error) => Outcome::Failed(error.to_string()),
+    }
+}
+
+/// Why this job's increment is not written. Rails up to 16.4 passes the
+/// full backup's id with `-incremental` (spec §8.1), which finds that
+/// backup's manifest under the id; say that this Rails version is the
+/// reason, not the repository.
+async fn refuse_incremental(ctx: &Context, target: &Target) -> Outcome {
+    match ctx.storage.head(&target.manifest_key).await {
+        Ok(Some(_)) => Outcome::Failed(format!(
+            "incremental backups from this Rails version (GitLab 16.4 and older pass the full \
+             backup's id, {}, which already has a manifest) are not supported; upgrade GitLab \
+             or run a full backup",
+            target.id
+        )),
+        Ok(None) => Outcome::Failed(
+            "incremental backups are not supported by gitbak yet; run a full backup".into(),
+        ),
         Err(error) => Outcome::Failed(error.to_string()),
     }
 }

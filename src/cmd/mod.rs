@@ -74,6 +74,10 @@ pub struct Setup {
     pub upload_concurrency: usize,
     pub retries: u32,
     pub immutable: bool,
+    /// Storage name → Gitaly address (gitaly mode's `GITALY_SERVERS`): not
+    /// where repositories are, only what a job whose storage is not on this
+    /// node is told.
+    pub gitaly_addresses: std::collections::BTreeMap<String, String>,
 }
 
 impl Context {
@@ -133,7 +137,7 @@ impl Context {
         };
         let from_config = setup.location.is_none();
         let location_text = setup.location.clone().or_else(|| config.backup.go_cloud_url.clone()).ok_or_else(|| {
-            UsageError("no backup location: pass --path DIR, or set [backup] go_cloud_url in Gitaly's config".into())
+            UsageError("no backup location: pass --path DIR, or set [backup] go_cloud_url in Gitaly's config (--gitaly-config, GITBAK_GITALY_CONFIG)".into())
         })?;
         let location =
             Location::parse(&location_text).map_err(|error| UsageError(error.to_string()))?;
@@ -169,7 +173,9 @@ impl Context {
                 cpus / setup.parallel.max(1),
                 cancel.clone(),
             ),
-            roots: config.storage_roots(&setup.storages),
+            roots: config
+                .storage_roots(&setup.storages)
+                .with_gitaly_addresses(setup.gitaly_addresses),
             progress,
             cancel,
             unstoppable: TaskTracker::new(),

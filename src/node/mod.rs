@@ -25,9 +25,21 @@ pub const TEMP_PREFIX: &str = "+gitbak-tmp-";
 pub enum NodeError {
     #[error(
         "storage {name:?} is not configured on this node (configured: {configured}); \
-         pass --storage {name}=DIR or --gitaly-config with a [[storage]] entry named {name:?}"
+         pass --storage {name}=DIR (or GITBAK_STORAGE={name}=DIR) or --gitaly-config \
+         with a [[storage]] entry named {name:?}"
     )]
     UnknownStorage { name: String, configured: String },
+    #[error(
+        "storage {name:?} is served by the Gitaly at {address}, not from this node's disk \
+         (configured here: {configured}); gitbak reads repositories from local disk: run gitbak \
+         on that Gitaly node with --local-storages-only (GITBAK_LOCAL_STORAGES_ONLY=true), or \
+         pass --storage {name}=DIR (GITBAK_STORAGE) if its repositories are mounted here"
+    )]
+    RemoteStorage {
+        name: String,
+        address: String,
+        configured: String,
+    },
     #[error("relative_path {path:?} resolves outside storage {storage:?} ({reason})")]
     OutsideStorage {
         storage: String,
@@ -58,11 +70,26 @@ impl NodeError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StorageRoots {
     roots: BTreeMap<String, PathBuf>,
+    /// Storage name → the address of its Gitaly (`GITALY_SERVERS`), only
+    /// to explain why a storage has no root here.
+    gitaly_addresses: BTreeMap<String, String>,
 }
 
 impl StorageRoots {
     pub fn new(roots: BTreeMap<String, PathBuf>) -> Self {
-        Self { roots }
+        Self {
+            roots,
+            gitaly_addresses: BTreeMap::new(),
+        }
+    }
+
+    /// Where Gitaly serves each storage, for the error of a job whose
+    /// storage has no root here; never a source of roots.
+    pub fn with_gitaly_addresses(self, gitaly_addresses: BTreeMap<String, String>) -> Self {
+        Self {
+            gitaly_addresses,
+            ..self
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -78,17 +105,23 @@ impl StorageRoots {
     }
 
     pub fn root(&self, storage: &StorageName) -> Result<&Path, NodeError> {
-        self.roots
-            .get(storage.as_str())
-            .map(PathBuf::as_path)
-            .ok_or_else(|| NodeError::UnknownStorage {
-                name: storage.to_string(),
-                configured: if self.roots.is_empty() {
-                    "none".into()
-                } else {
-                    self.roots.keys().cloned().collect::<Vec<_>>().join(", ")
-                },
-            })
+        if let Some(root) = self.roots.get(storage.as_str()) {
+            return Ok(root);
+        }
+        let name = storage.to_string();
+        let configured = if self.roots.is_empty() {
+            "none".into()
+        } else {
+            self.roots.keys().cloned().collect::<Vec<_>>().join(", ")
+        };
+        Err(match self.gitaly_addresses.get(storage.as_str()) {
+            Some(address) if !is_local_gitaly_address(address) => NodeError::RemoteStorage {
+                name,
+                address: address.clone(),
+                configured,
+            },
+            _ => NodeError::UnknownStorage { name, configured },
+        })
     }
 
     /// The repository directory of a job. The lexical checks happened in
@@ -130,6 +163,37 @@ impl StorageRoots {
         }
         Ok(target)
     }
+}
+
+/// Whether a Gitaly address is on this machine: a Unix socket, or TCP or
+/// TLS to a loopback host. An empty address says nothing, so counts as
+/// local. Anything else serves repositories from another node's disk.
+pub fn is_local_gitaly_address(address: &str) -> bool {
+    if address.is_empty() || address.starts_with("unix:") {
+        return true;
+    }
+    let rest = ["tcp://", "tls://", "dns+tls:", "dns:"]
+        .iter()
+        .find_map(|scheme| address.strip_prefix(scheme));
+    let Some(rest) = rest else {
+        return false;
+    };
+    // dns:[//authority/]host[:port]
+    let rest = match rest.strip_prefix("//") {
+        Some(after) if address.starts_with("dns") => {
+            after.split_once('/').map_or(after, |(_, host)| host)
+        }
+        Some(after) => after,
+        None => rest,
+    };
+    let host = match rest.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => rest.split([':', '/']).next().unwrap_or_default(),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Whether `dir` looks like a bare repository.
@@ -207,6 +271,40 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("--storage other=DIR"));
+    }
+
+    #[test]
+    fn local_gitaly_addresses() {
+        for (address, local) in [
+            ("unix:/var/opt/gitlab/gitaly/gitaly.socket", true),
+            ("unix:///tmp/sock", true),
+            ("tcp://127.0.0.1:8075", true),
+            ("tcp://localhost:8075", true),
+            ("tls://[::1]:9999", true),
+            ("dns:///localhost:8075", true),
+            ("dns://8.8.8.8/localhost:8075", true),
+            ("", true),
+            ("tcp://10.0.0.2:8075", false),
+            ("tls://gitaly-2.example.com:9999", false),
+            ("dns:gitaly-2:8075", false),
+            ("invalid", false),
+        ] {
+            assert_eq!(is_local_gitaly_address(address), local, "{address}");
+        }
+        let roots = StorageRoots::default().with_gitaly_addresses(BTreeMap::from([
+            ("near".to_owned(), "unix:/s".to_owned()),
+            ("far".to_owned(), "tcp://gitaly-2:8075".to_owned()),
+        ]));
+        let error = |name: &str| {
+            roots
+                .root(&StorageName::parse(name).unwrap())
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(error("near").contains("GITBAK_STORAGE=near=DIR"));
+        let far = error("far");
+        assert!(far.contains("tcp://gitaly-2:8075"), "{far}");
+        assert!(far.contains("run gitbak on that Gitaly node with --local-storages-only"));
     }
 
     #[test]

@@ -99,6 +99,7 @@ impl TestEnv {
     {
         Gitbak {
             env: self,
+            program: PathBuf::from(env!("CARGO_BIN_EXE_gitbak")),
             args: args
                 .into_iter()
                 .map(|arg| arg.as_ref().to_owned())
@@ -106,6 +107,24 @@ impl TestEnv {
             stdin: Vec::new(),
             vars: Vec::new(),
             user: None,
+        }
+    }
+
+    /// gitbak as GitLab runs it: through a symlink named `gitaly-backup`
+    /// (as `backup_gitaly_backup_path` points at), which is gitaly mode.
+    pub fn gitaly_backup<I, S>(&self, args: I) -> Gitbak<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let link = self.root().join("bin").join("gitaly-backup");
+        if !link.exists() {
+            std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_gitbak"), &link).unwrap();
+        }
+        Gitbak {
+            program: link,
+            ..self.gitbak(args)
         }
     }
 
@@ -190,6 +209,8 @@ impl TestEnv {
 /// A `gitbak` invocation being built.
 pub struct Gitbak<'a> {
     env: &'a TestEnv,
+    /// The binary, or a link to it under another name.
+    program: PathBuf,
     args: Vec<OsString>,
     stdin: Vec<u8>,
     vars: Vec<(String, String)>,
@@ -263,7 +284,7 @@ impl Gitbak<'_> {
     }
 
     fn command(&self) -> std::process::Command {
-        let mut command = command::hermetic(env!("CARGO_BIN_EXE_gitbak"), &self.env.home());
+        let mut command = command::hermetic(&self.program, &self.env.home());
         command.args(&self.args);
         if let Some((uid, gid)) = self.user {
             std::os::unix::process::CommandExt::uid(&mut command, uid);
