@@ -610,3 +610,151 @@ fn a_storage_on_another_gitaly_node_says_where_to_run_gitbak() {
         [far.repo.relative_path.clone()].into()
     );
 }
+
+/// `-remove-all-repositories` end to end, as backup.rake runs it over a
+/// node that has more than the backup holds: the repositories not in the
+/// backup go (and the summary counts them), object pools stay; with a
+/// failed job nothing goes. A repository the latest lookup finds no backup
+/// of is removed and its job fails, as gitaly-backup 19.0 does.
+#[test]
+fn restore_removes_what_the_backup_does_not_hold_and_keeps_pools() {
+    let env = TestEnv::new();
+    let instance = instance(&env);
+    let repos: Vec<&RailsRepo> = instance.iter().take(2).collect();
+    let root = env.storage_root("default");
+    let create = argv(
+        &env,
+        &format!("create -path <backups> -layout manifest -id {ID}"),
+    );
+    run_as_rails(
+        &env,
+        Invoked::AsGitalyBackup,
+        &create,
+        Some(&root),
+        &repos,
+        &[],
+    )
+    .assert_success();
+    let states = capture(&env, &repos);
+    // Created after the backup: a project and an object pool.
+    let extra = env.fixture_at("default", "linear", "@hashed/aa/bb/extra.git", &[]);
+    let pool = env.fixture_at("default", "linear", "@pools/11/22/pool.git", &[]);
+
+    // A job that fails (a path outside the storage) keeps everything.
+    let bad = RailsRepo {
+        repo: crate::support::Repo::new("default", root.clone(), "../escape.git"),
+        gl_project_path: "group/escape",
+        always_create: false,
+    };
+    let restore = argv(
+        &env,
+        &format!(
+            "restore -path <backups> -layout manifest -remove-all-repositories default -id {ID}"
+        ),
+    );
+    let mut with_failure = repos.clone();
+    with_failure.push(&bad);
+    let run = run_as_rails(
+        &env,
+        Invoked::AsGitalyBackup,
+        &restore,
+        Some(&root),
+        &with_failure,
+        &[],
+    );
+    run.assert_code(1);
+    assert!(extra.path().is_dir(), "removed although a job failed");
+    assert!(!run.stdout.contains("restore: removed"), "{}", run.stdout);
+
+    let run = run_as_rails(
+        &env,
+        Invoked::AsGitalyBackup,
+        &restore,
+        Some(&root),
+        &repos,
+        &[],
+    );
+    assert_all_done(&run, "restore", &repos);
+    // Not in the backup: `extra` and the instance's other repositories.
+    let mut gone: Vec<String> = instance[2..]
+        .iter()
+        .map(|rails| rails.repo.relative_path.clone())
+        .chain([extra.relative_path.clone()])
+        .collect();
+    gone.sort();
+    for path in &gone {
+        assert!(
+            !root.join(path).exists(),
+            "{path}, not in the backup, stayed"
+        );
+    }
+    assert!(pool.path().is_dir(), "an object pool was removed");
+    assert_restored(&env, &repos, &states, &root);
+    let mut summary = format!("restore: removed {} repositories:", gone.len());
+    for path in &gone {
+        summary.push_str(&format!(
+            "\n - {path} (storage default): not in this restore (-remove-all-repositories)"
+        ));
+    }
+    assert_eq!(run.lines_with_msg(&summary).len(), 1, "{}", run.stdout);
+    crate::support::assert_no_temp_dirs(&root);
+
+    // No -id: the latest lookup works, finds nothing for `extra`, so
+    // gitaly-backup's rule removes it and fails its job.
+    let extra = env.fixture_at("default", "linear", "@hashed/aa/bb/extra.git", &[]);
+    let unbacked = RailsRepo {
+        repo: extra.clone(),
+        gl_project_path: "group/extra",
+        always_create: true,
+    };
+    let mut with_unbacked = repos.clone();
+    with_unbacked.push(&unbacked);
+    let restore = argv(&env, "restore -path <backups> -layout manifest");
+    let run = run_as_rails(
+        &env,
+        Invoked::AsGitalyBackup,
+        &restore,
+        Some(&root),
+        &with_unbacked,
+        &[],
+    );
+    run.assert_code(1);
+    let error = run.job_error("restore", &extra.relative_path);
+    assert!(error.contains("no backup"), "{error}");
+    assert!(
+        !extra.path().exists(),
+        "gitaly's rule keeps no repository without a backup"
+    );
+    assert_restored(&env, &repos, &states, &root);
+
+    // A wrong -path finds no backup at all: nothing is removed.
+    let extra = env.fixture_at("default", "linear", "@hashed/aa/bb/extra.git", &[]);
+    let wrong = vec![
+        "restore".to_owned(),
+        "-path".into(),
+        env.root().join("nowhere").display().to_string(),
+    ];
+    let mut everything = repos.clone();
+    let unbacked = RailsRepo {
+        repo: extra.clone(),
+        gl_project_path: "group/extra",
+        always_create: true,
+    };
+    everything.push(&unbacked);
+    let run = run_as_rails(
+        &env,
+        Invoked::AsGitalyBackup,
+        &wrong,
+        Some(&root),
+        &everything,
+        &[],
+    );
+    run.assert_code(1);
+    for rails in &everything {
+        assert!(
+            rails.repo.path().is_dir(),
+            "{} removed by a wrong -path",
+            rails.repo.relative_path
+        );
+    }
+}

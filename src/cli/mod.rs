@@ -344,6 +344,7 @@ async fn restore(
 ) -> anyhow::Result<Status> {
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
     let report = cmd::restore::run(&ctx, options, stdin_jobs()).await?;
+    log.removals(&report.removed);
     log.summary(CommandName::Restore, &report.run);
     Ok(status_of(&report.run, false))
 }

@@ -11,6 +11,7 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
+use crate::cmd::restore::{RemovalReason, RemovedRepository};
 use crate::job::progress::{CommandName, Event, Progress};
 use crate::job::scheduler::RunReport;
 use crate::job::{bounded, Job, ECHO_LIMIT};
@@ -65,6 +66,33 @@ impl JsonLog {
         // Nowhere to report a failed log write; a closed stdout must not fail the backup.
         let _ = out.write_all(text.as_bytes());
         let _ = out.flush();
+    }
+
+    /// What a restore removed at its end, counted, each repository named
+    /// with why: not restored from a `-remove-all-repositories` storage,
+    /// or without any backup (gitaly mode).
+    pub fn removals(&self, removed: &[RemovedRepository]) {
+        if removed.is_empty() {
+            return;
+        }
+        let noun = if removed.len() == 1 {
+            "repository"
+        } else {
+            "repositories"
+        };
+        let mut msg = format!("restore: removed {} {noun}:", removed.len());
+        for repository in removed {
+            let why = match repository.reason {
+                RemovalReason::NotRestored => "not in this restore (-remove-all-repositories)",
+                RemovalReason::NoBackup => "no backup of it was found",
+            };
+            msg.push_str(&format!(
+                "\n - {} (storage {}): {why}",
+                echo(&repository.relative_path),
+                echo(&repository.storage_name)
+            ));
+        }
+        self.line("info", &msg, Map::new());
     }
 
     /// gitaly's closing error line listing every failed repository, or the
@@ -166,8 +194,12 @@ impl Progress for JsonLog {
         }
     }
 
-    fn run_warning(&self, message: &str) {
-        self.line("warning", message, Map::new());
+    fn run_warning(&self, message: &str, fields: &[(&str, &str)]) {
+        let fields = fields
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), Value::from(*value)))
+            .collect();
+        self.line("warning", message, fields);
     }
 }
 

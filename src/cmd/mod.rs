@@ -142,7 +142,7 @@ impl Context {
         let location =
             Location::parse(&location_text).map_err(|error| UsageError(error.to_string()))?;
         for notice in crate::storage::location::notices(&location_text) {
-            progress.run_warning(&notice);
+            progress.run_warning(&notice, &[]);
         }
         let defaults = Tuning::default();
         let config_part_size = config

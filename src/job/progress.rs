@@ -40,8 +40,9 @@ pub trait Progress: Send + Sync {
     fn job_event(&self, command: CommandName, job: &Job, event: Event<'_>);
 
     /// Something about the whole run the administrator should know (an
-    /// ignored setting); no job involved.
-    fn run_warning(&self, _message: &str) {}
+    /// ignored setting); no job involved. `fields` add context (an error,
+    /// a storage name) as gitaly-backup's log lines carry it.
+    fn run_warning(&self, _message: &str, _fields: &[(&str, &str)]) {}
 }
 
 /// Progress that goes nowhere, for unit tests.

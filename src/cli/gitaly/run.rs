@@ -97,7 +97,8 @@ fn warn_layout(log: &dyn Progress, layout: Option<Layout>) {
         Some(Layout::Pointer) => "pointer",
         Some(Layout::Legacy) => "legacy",
     };
-    log.run_warning(&format!(
-        "-layout {name} ignored: gitbak writes the manifest layout"
-    ));
+    log.run_warning(
+        &format!("-layout {name} ignored: gitbak writes the manifest layout"),
+        &[],
+    );
 }

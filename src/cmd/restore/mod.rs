@@ -78,10 +78,15 @@ pub async fn run(
     // Read once per run, as gitaly does; a failure only means per-repository lookups.
     let latest_id = match &options.id {
         Some(_) => None,
-        None => backups::latest_backup_id(ctx.storage.as_ref()).await.unwrap_or_else(|error| {
-            tracing::warn!(%error, "read latest backup ID failed, will fallback to individual repository lookups");
-            None
-        }),
+        None => backups::latest_backup_id(ctx.storage.as_ref())
+            .await
+            .unwrap_or_else(|error| {
+                ctx.progress.run_warning(
+                    "read latest backup ID failed, will fallback to individual repository lookups",
+                    &[("error", &error.to_string())],
+                );
+                None
+            }),
     };
     // Before the first job: what the jobs restore must not count as dangling.
     let listed = removal::list_before(ctx, &options.remove_all_repositories).await;

@@ -106,9 +106,17 @@ pub(super) async fn list_before(ctx: &Context, storages: &[String]) -> Listed {
         };
         match found {
             Ok((root, found)) => listed.repositories.push((name.clone(), root, found)),
-            Err(error) => ctx.progress.run_warning(&format!(
-                "failed to list repositories of storage {name}, none of them will be removed: {error}"
-            )),
+            // gitaly-backup's line and fields; the error says what follows.
+            Err(error) => ctx.progress.run_warning(
+                "failed to list repositories",
+                &[
+                    ("storage_name", name.as_str()),
+                    (
+                        "error",
+                        &format!("{error}; none of its repositories will be removed"),
+                    ),
+                ],
+            ),
         }
     }
     listed
@@ -129,7 +137,11 @@ pub(super) async fn remove_at_end(
     }
     if !ledger.found_any_backup {
         if !ledger.without_backup.is_empty() || !listed.repositories.is_empty() {
-            tracing::warn!("no backup was found for any repository; nothing is removed");
+            ctx.progress.run_warning(
+                "no backup was found for any repository, so no repository is removed; \
+                 check the backup location (-path) and the backup id",
+                &[],
+            );
         }
         return removed;
     }
@@ -140,7 +152,11 @@ pub(super) async fn remove_at_end(
         .collect();
     let run_failed = !report.failures.is_empty() || report.input_error.is_some();
     if run_failed && !listed.repositories.is_empty() {
-        tracing::warn!("some repositories were not restored; no repository of -remove-all-repositories is removed");
+        ctx.progress.run_warning(
+            "some repositories failed to restore, so no repository of the \
+             -remove-all-repositories storages is removed; fix the failures and restore again",
+            &[],
+        );
     }
     if !run_failed {
         for (storage_name, root, paths) in listed.repositories {
