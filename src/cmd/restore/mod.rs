@@ -99,7 +99,7 @@ pub async fn run(
         let ledger = work_ledger.clone();
         Box::pin(async move {
             let outcome = restore_job(&ctx, &options, latest_id.as_ref(), &ledger, &job).await;
-            if outcome == Outcome::Completed {
+            if outcome.is_completed() {
                 record(&ledger, |ledger| ledger.restored(&job));
             }
             outcome
