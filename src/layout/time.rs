@@ -215,8 +215,9 @@ pub fn backup_time(id: Option<&str>, manifest: &Manifest) -> Option<Timestamp> {
 pub enum AtChoice {
     /// The index of the newest backup taken at or before the time.
     Chosen(usize),
-    /// Every backup with a known time is newer; the oldest of them.
-    AllLater { oldest: usize },
+    /// Every backup with a known time is newer; the oldest of them, and
+    /// when it was taken.
+    AllLater { oldest: usize, taken: Timestamp },
     /// No backup has a known time; how many backups there are.
     NoKnownTime { backups: usize },
 }
@@ -234,7 +235,10 @@ pub fn choose_at(backups: &[(&str, Option<Timestamp>)], at: Timestamp) -> AtChoi
         return AtChoice::Chosen(index);
     }
     match timed().min() {
-        Some((.., index)) => AtChoice::AllLater { oldest: index },
+        Some((taken, _, index)) => AtChoice::AllLater {
+            oldest: index,
+            taken,
+        },
         None => AtChoice::NoKnownTime {
             backups: backups.len(),
         },
@@ -361,7 +365,13 @@ mod tests {
             ("c2", Some(T(300))),
         ];
         for (at, want) in [
-            (T(99), AtChoice::AllLater { oldest: 1 }),
+            (
+                T(99),
+                AtChoice::AllLater {
+                    oldest: 1,
+                    taken: T(100),
+                },
+            ),
             (T(100), AtChoice::Chosen(1)),
             (T(150), AtChoice::Chosen(1)),
             (T(200), AtChoice::Chosen(0)),
