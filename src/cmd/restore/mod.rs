@@ -12,11 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::exit::UsageError;
 use crate::git::{GitError, ObjectFormat, RefFormat};
 use crate::job::progress::{CommandName, Event};
 use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
 use crate::job::Job;
 use crate::layout::manifest::Manifest;
+use crate::layout::time::Timestamp;
 use crate::layout::BackupId;
 use crate::node::place::{self, Placement, TempDir};
 use crate::node::{hooks, NodeError};
@@ -24,8 +26,6 @@ use crate::storage::{Key, StorageError};
 
 use super::backups::{self, FindError};
 use super::{validate, Context, RunOptions};
-use crate::exit::UsageError;
-use crate::layout::time::Timestamp;
 
 mod build;
 mod head;
