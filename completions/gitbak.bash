@@ -199,7 +199,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__restore)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --part-size --upload-concurrency --retries --immutable --id --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --part-size --upload-concurrency --retries --immutable --id --at --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -242,6 +242,10 @@ _gitbak() {
                     return 0
                     ;;
                 --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --at)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

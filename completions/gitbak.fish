@@ -54,6 +54,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l part-size -d '
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l id -d 'Backup id to restore. Default: the latest backup of each repository' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l at -d 'Restore each repository\'s newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s h -l help -d 'Print help'

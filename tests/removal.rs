@@ -89,6 +89,7 @@ impl Node {
     ) -> RestoreReport {
         let mut options = RestoreOptions {
             id: None,
+            at: None,
             run: RunOptions {
                 limits: Limits {
                     parallel: 2,

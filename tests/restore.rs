@@ -1,5 +1,11 @@
 //! `gitbak restore`: full-backup round trips for every fixture, choosing
-//! the backup, and failures that must leave repositories as they were.
+//! the backup, and failures that must leave repositories as they were;
+//! `point_in_time` (`--at`) and `broken_chain` (increments that cannot be
+//! replayed), on gitaly-style chains built by `chain`.
+
+mod broken_chain;
+mod chain;
+mod point_in_time;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -80,6 +80,7 @@ pub enum Command {
     /// Restore the repositories named on stdin from their latest backup, or from --id.
     #[command(after_help = "Examples:
   gitbak restore --path /var/opt/gitlab/backups/repositories --id 20240101000000 < jobs.jsonl
+  gitbak restore --path /var/opt/gitlab/backups/repositories --at 2024-01-01T12:00:00Z < jobs.jsonl
 
 Stop the services that write to repositories first (as for gitlab-backup restore).")]
     Restore(RestoreArgs),
@@ -165,6 +166,9 @@ pub struct RestoreArgs {
     /// Backup id to restore. Default: the latest backup of each repository.
     #[arg(long)]
     pub id: Option<String>,
+    /// Restore each repository's newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC.
+    #[arg(long, value_name = "TIME", conflicts_with = "id", value_parser = crate::layout::time::parse_point_in_time)]
+    pub at: Option<crate::layout::time::Timestamp>,
 }
 
 fn parse_storage(text: &str) -> Result<(String, PathBuf), String> {
@@ -283,6 +287,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
             let setup = args.common.setup(run.limits.parallel);
             let options = RestoreOptions {
                 id,
+                at: args.at,
                 run,
                 remove_all_repositories: Vec::new(),
                 remove_when_no_backup: false,

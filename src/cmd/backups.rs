@@ -1,10 +1,14 @@
 //! Finding backups on storage: the backup-id markers and each repository's
 //! manifests, with gitaly-backup 19.0's rules for "latest" (spec §3.5, §4.6);
 //! for a repository without manifests, the pointer and legacy layouts
-//! older gitaly-backup wrote, as 18.9 read them (spec §3.2, §3.3, §4.6).
+//! older gitaly-backup wrote, as 18.9 read them (spec §3.2, §3.3, §4.6);
+//! and, for `restore --at`, the newest backup taken by a point in time.
+
+use futures::{StreamExt, TryStreamExt};
 
 use crate::layout::legacy::{self, LegacyError};
 use crate::layout::manifest::Manifest;
+use crate::layout::time::{self, AtChoice, Timestamp};
 use crate::layout::{self, BackupId, RelativePath, StorageName};
 use crate::storage::{Key, ObjectMeta, Storage, StorageError, StorageExt};
 
@@ -33,6 +37,17 @@ pub async fn latest_backup_id(storage: &dyn Storage) -> Result<Option<BackupId>,
 pub struct FoundManifest {
     pub key: Key,
     pub manifest: Manifest,
+    /// The backup's id, when the layout names one (not in `+latest.toml`
+    /// alone, nor in the legacy layout).
+    pub backup_id: Option<BackupId>,
+}
+
+impl FoundManifest {
+    /// When the backup was taken, if known (`layout::time::backup_time`).
+    pub fn backup_time(&self) -> Option<Timestamp> {
+        let id = self.backup_id.as_ref().map(BackupId::as_str);
+        time::backup_time(id, &self.manifest)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +56,12 @@ pub enum FindError {
     NoSuchBackup { id: String, location: String },
     #[error("no backup of this repository in {location}")]
     NoBackup { location: String },
+    #[error("no backup of this repository taken at or before {at} in {location}: {detail}")]
+    NoBackupAt {
+        at: Timestamp,
+        location: String,
+        detail: String,
+    },
     #[error("manifest {key}: {detail}")]
     BadManifest { key: String, detail: String },
     #[error(transparent)]
@@ -59,7 +80,13 @@ async fn read_manifest(storage: &dyn Storage, key: Key) -> Result<FoundManifest,
         key: key.to_string(),
         detail: error.to_string(),
     })?;
-    Ok(FoundManifest { key, manifest })
+    let backup_id =
+        layout::backup_id_of_manifest(key.as_str()).and_then(|id| BackupId::parse(id).ok());
+    Ok(FoundManifest {
+        key,
+        manifest,
+        backup_id,
+    })
 }
 
 /// The manifest of backup `id`; it must exist, or the pointer layout's
@@ -108,6 +135,7 @@ async fn find_pointer_backup(
     Ok(Some(FoundManifest {
         key: Key::new(key)?,
         manifest: legacy::pointer_manifest(path, id, steps),
+        backup_id: Some(id.clone()),
     }))
 }
 
@@ -149,6 +177,7 @@ async fn find_pre_manifest_backup(
     Ok(Some(FoundManifest {
         key: if refs_exist { refs } else { bundle },
         manifest,
+        backup_id: None,
     }))
 }
 
@@ -185,8 +214,21 @@ pub async fn newest_manifest(
     storage_name: &StorageName,
     path: &RelativePath,
 ) -> Result<Option<ObjectMeta>, StorageError> {
+    let (copies, per_id): (Vec<_>, Vec<_>) = list_manifests(storage, storage_name, path)
+        .await?
+        .into_iter()
+        .partition(|meta| meta.key.as_str().ends_with(layout::LATEST_MANIFEST_NAME));
+    Ok(newest(per_id).or_else(|| newest(copies)))
+}
+
+/// Every manifest directly under the repository's manifest prefix.
+async fn list_manifests(
+    storage: &dyn Storage,
+    storage_name: &StorageName,
+    path: &RelativePath,
+) -> Result<Vec<ObjectMeta>, StorageError> {
     let prefix = layout::manifest_prefix(storage_name, path);
-    let manifests: Vec<ObjectMeta> = storage
+    Ok(storage
         .list(&prefix)
         .await?
         .into_iter()
@@ -194,147 +236,58 @@ pub async fn newest_manifest(
             let name = &meta.key.as_str()[prefix.len()..];
             !name.contains('/') && name.ends_with(".toml")
         })
-        .collect();
-    let (copies, per_id): (Vec<_>, Vec<_>) = manifests
+        .collect())
+}
+
+/// Manifests read at once while looking for a point in time: small
+/// files, so this bounds requests in flight, not memory.
+const MANIFEST_READS_IN_FLIGHT: usize = 8;
+
+/// `restore --at`: the newest backup taken at or before `at`, among the
+/// repository's per-id manifests (a backup's time: `layout::time`). Every
+/// manifest is read, since `created_at` wins over the id's time; one that
+/// cannot be read fails the lookup rather than being passed over, as it
+/// may be the backup asked for.
+pub async fn find_manifest_at(
+    storage: &dyn Storage,
+    storage_name: &StorageName,
+    path: &RelativePath,
+    at: Timestamp,
+) -> Result<FoundManifest, FindError> {
+    let keys = list_manifests(storage, storage_name, path)
+        .await?
         .into_iter()
-        .partition(|meta| meta.key.as_str().ends_with(layout::LATEST_MANIFEST_NAME));
-    Ok(newest(per_id).or_else(|| newest(copies)))
+        .map(|meta| meta.key)
+        .filter(|key| layout::backup_id_of_manifest(key.as_str()).is_some());
+    let found: Vec<FoundManifest> = futures::stream::iter(keys)
+        .map(|key| read_manifest(storage, key))
+        .buffer_unordered(MANIFEST_READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    let timed: Vec<(&str, Option<Timestamp>)> = found
+        .iter()
+        .map(|found| {
+            let id = found.backup_id.as_ref().map_or("", BackupId::as_str);
+            (id, found.backup_time())
+        })
+        .collect();
+    let detail = match time::choose_at(&timed, at) {
+        AtChoice::Chosen(index) => return Ok(found[index].clone()),
+        AtChoice::AllLater { oldest, taken } => {
+            format!("the oldest, {}, was taken at {taken}", timed[oldest].0)
+        }
+        AtChoice::NoKnownTime { backups: 0 } => "it has no backups".to_owned(),
+        AtChoice::NoKnownTime { backups } => format!(
+            "none of its {backups} backups records when it was taken \
+             (no [gitbak] created_at, and an id that is not a time)"
+        ),
+    };
+    Err(FindError::NoBackupAt {
+        at,
+        location: storage.to_string(),
+        detail,
+    })
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::storage::{MemoryStorage, WriteMode};
-
-    async fn put(storage: &MemoryStorage, key: &str, text: &str) {
-        storage
-            .put_bytes(
-                &Key::new(key).unwrap(),
-                text.as_bytes().to_vec(),
-                WriteMode::Overwrite,
-            )
-            .await
-            .unwrap();
-        // Distinct modification times.
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-
-    #[tokio::test]
-    async fn latest_prefers_marker_then_newest_manifest() {
-        let storage = MemoryStorage::default();
-        let name = StorageName::parse("default").unwrap();
-        let path = RelativePath::parse("a.git").unwrap();
-        let other = RelativePath::parse("b.git").unwrap();
-        put(
-            &storage,
-            "manifests/default/a.git/1.toml",
-            "object_format = 'sha1'\n",
-        )
-        .await;
-        put(
-            &storage,
-            "manifests/default/a.git/2.toml",
-            "object_format = 'sha256'\n",
-        )
-        .await;
-        put(
-            &storage,
-            "manifests/default/a.git/+latest.toml",
-            "object_format = 'x'\n",
-        )
-        .await;
-        put(
-            &storage,
-            "manifests/default/a.git2/9.toml",
-            "object_format = 'y'\n",
-        )
-        .await;
-        put(&storage, "backup_ids/1", "").await;
-        let marker = latest_backup_id(&storage).await.unwrap();
-        assert_eq!(marker.as_ref().map(BackupId::as_str), Some("1"));
-        let found = find_latest_manifest(&storage, &name, &path, marker.as_ref())
-            .await
-            .unwrap();
-        assert_eq!(found.key.as_str(), "manifests/default/a.git/1.toml");
-        let found = find_latest_manifest(&storage, &name, &path, None)
-            .await
-            .unwrap();
-        assert_eq!(found.manifest.object_format, "sha256");
-        let missing = find_latest_manifest(&storage, &name, &other, marker.as_ref())
-            .await
-            .unwrap_err();
-        assert!(matches!(missing, FindError::NoBackup { .. }), "{missing}");
-        let missing = find_manifest(&storage, &name, &path, &BackupId::parse("7").unwrap())
-            .await
-            .unwrap_err();
-        assert!(missing.to_string().contains("no backup 7"), "{missing}");
-    }
-
-    #[tokio::test]
-    async fn without_manifests_pointer_then_legacy() {
-        let storage = MemoryStorage::default();
-        let name = StorageName::parse("default").unwrap();
-        let path = RelativePath::parse("g/p.git").unwrap();
-        async fn latest(storage: &MemoryStorage) -> Result<FoundManifest, FindError> {
-            let name = StorageName::parse("default").unwrap();
-            let path = RelativePath::parse("g/p.git").unwrap();
-            find_latest_manifest(storage, &name, &path, None).await
-        }
-        let missing = latest(&storage).await.unwrap_err();
-        assert!(matches!(missing, FindError::NoBackup { .. }), "{missing}");
-
-        // Legacy before 14.2: a bundle and nothing else.
-        put(&storage, "g/p.bundle", "x").await;
-        let found = latest(&storage).await.unwrap();
-        assert_eq!(found.manifest.steps[0].bundle_path, "g/p.bundle");
-        assert_eq!(found.manifest.steps[0].ref_path, "");
-        put(&storage, "g/p.refs", "").await;
-        let found = latest(&storage).await.unwrap();
-        assert_eq!(found.manifest.steps[0].ref_path, "g/p.refs");
-        assert_eq!(
-            found.manifest.steps[0].custom_hooks_path,
-            "g/p/custom_hooks.tar"
-        );
-
-        // The pointer layout wins over legacy files.
-        put(&storage, "g/p/LATEST", "20210930065413").await;
-        let damaged = latest(&storage).await.unwrap_err();
-        assert!(damaged.to_string().contains("g/p/LATEST"), "{damaged}");
-        put(&storage, "g/p/20210930065413/LATEST", "not a number").await;
-        let damaged = latest(&storage).await.unwrap_err();
-        assert!(
-            damaged.to_string().contains("determine increment ID"),
-            "{damaged}"
-        );
-        put(&storage, "g/p/20210930065413/LATEST", "002").await;
-        let found = latest(&storage).await.unwrap();
-        assert_eq!(found.manifest.steps.len(), 2);
-        assert_eq!(
-            found.manifest.steps[1].bundle_path,
-            "g/p/20210930065413/002.bundle"
-        );
-        let id = BackupId::parse("20210930065413").unwrap();
-        let by_id = find_manifest(&storage, &name, &path, &id).await.unwrap();
-        assert_eq!(by_id.manifest, found.manifest);
-        let other = BackupId::parse("20200101000000").unwrap();
-        let missing = find_manifest(&storage, &name, &path, &other)
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(missing, FindError::NoSuchBackup { .. }),
-            "{missing}"
-        );
-
-        // And a manifest wins over both.
-        put(
-            &storage,
-            "manifests/default/g/p.git/1.toml",
-            "object_format = 'sha256'\n",
-        )
-        .await;
-        assert_eq!(
-            latest(&storage).await.unwrap().manifest.object_format,
-            "sha256"
-        );
-    }
-}
+mod tests;

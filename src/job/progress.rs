@@ -19,10 +19,22 @@ impl CommandName {
     }
 }
 
+/// What a completed job's log line tells beyond "completed", in gitbak's
+/// log style only: gitaly mode's lines stay exactly gitaly-backup's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// The backup a restore restored, so an administrator sees what they got.
+    pub backup_id: Option<String>,
+    /// When that backup was taken, RFC 3339.
+    pub backup_time: Option<String>,
+}
+
 #[derive(Debug)]
 pub enum Event<'a> {
     Started,
-    Completed,
+    Completed {
+        details: Option<&'a Completion>,
+    },
     /// Not an error: already done, or not for this node.
     Skipped {
         reason: &'a str,

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::progress::{CommandName, Event, Progress};
+use super::progress::{CommandName, Completion, Event, Progress};
 use super::source::{self, Intake, Ticket, Window};
 use super::{InputError, Job};
 
@@ -42,10 +42,19 @@ const HAND_OVER: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Completed,
+    /// Completed, with details for its log line (a restore's backup). A
+    /// variant of its own so commands with nothing to add keep `Completed`.
+    CompletedWith(Completion),
     /// Done by an earlier run (resuming a backup id); logged as skipped.
     AlreadyDone(String),
     Skipped(String),
     Failed(String),
+}
+
+impl Outcome {
+    pub fn is_completed(&self) -> bool {
+        matches!(self, Self::Completed | Self::CompletedWith(_))
+    }
 }
 
 /// Concurrency caps; both at least 1.
@@ -310,7 +319,14 @@ async fn run_job(
         outcome => outcome,
     };
     match &outcome {
-        Outcome::Completed => progress.job_event(command, &job, Event::Completed),
+        Outcome::Completed => progress.job_event(command, &job, Event::Completed { details: None }),
+        Outcome::CompletedWith(details) => progress.job_event(
+            command,
+            &job,
+            Event::Completed {
+                details: Some(details),
+            },
+        ),
         Outcome::Skipped(reason) | Outcome::AlreadyDone(reason) => {
             progress.job_event(command, &job, Event::Skipped { reason })
         }
@@ -334,7 +350,7 @@ fn record(
     finished: Result<(Job, Option<Outcome>), tokio::task::JoinError>,
 ) {
     match finished {
-        Ok((_, Some(Outcome::Completed))) => report.completed += 1,
+        Ok((_, Some(Outcome::Completed | Outcome::CompletedWith(_)))) => report.completed += 1,
         Ok((_, Some(Outcome::AlreadyDone(_)))) => report.already_done += 1,
         Ok((_, Some(Outcome::Skipped(_)))) => report.skipped += 1,
         Ok((job, Some(Outcome::Failed(error)))) => report.failures.push((job, error)),

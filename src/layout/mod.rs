@@ -5,6 +5,7 @@
 
 pub mod legacy;
 pub mod manifest;
+pub mod time;
 
 use std::fmt;
 

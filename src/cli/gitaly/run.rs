@@ -57,6 +57,8 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
             setup.gitaly_addresses = servers.addresses;
             let options = RestoreOptions {
                 id,
+                // gitaly-backup has no point-in-time restore.
+                at: None,
                 run: RunOptions {
                     limits,
                     local_storages_only: args.common.local_storages_only,

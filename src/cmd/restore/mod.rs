@@ -12,11 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::exit::UsageError;
 use crate::git::{GitError, ObjectFormat, RefFormat};
 use crate::job::progress::{CommandName, Event};
 use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
 use crate::job::Job;
 use crate::layout::manifest::Manifest;
+use crate::layout::time::Timestamp;
 use crate::layout::BackupId;
 use crate::node::place::{self, Placement, TempDir};
 use crate::node::{hooks, NodeError};
@@ -27,17 +29,22 @@ use super::{validate, Context, RunOptions};
 
 mod build;
 mod head;
+mod lookup;
 mod removal;
 mod steps;
 
 use build::{sweep_leftovers, Build};
+use lookup::{find_backup, Wanted};
 use removal::{record, SharedLedger};
 pub use removal::{RemovalReason, RemovedRepository};
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
-    /// `None`: the latest backup of each repository.
+    /// `None`: the latest backup of each repository (or the one `at` picks).
     pub id: Option<BackupId>,
+    /// `restore --at`: each repository's newest backup taken at or before
+    /// this time. Not with `id`.
+    pub at: Option<Timestamp>,
     pub run: RunOptions,
     /// `-remove-all-repositories`: storages whose repositories this run did
     /// not restore are removed after a fully successful run (spec §4.7).
@@ -75,10 +82,15 @@ pub async fn run(
     options: RestoreOptions,
     jobs: impl JobSource,
 ) -> anyhow::Result<RestoreReport> {
+    if options.id.is_some() && options.at.is_some() {
+        return Err(
+            UsageError("give either a backup id or a time to restore, not both".into()).into(),
+        );
+    }
     // Read once per run, as gitaly does; a failure only means per-repository lookups.
-    let latest_id = match &options.id {
-        Some(_) => None,
-        None => backups::latest_backup_id(ctx.storage.as_ref())
+    let latest_id = match (&options.id, options.at) {
+        (Some(_), _) | (_, Some(_)) => None,
+        (None, None) => backups::latest_backup_id(ctx.storage.as_ref())
             .await
             .unwrap_or_else(|error| {
                 ctx.progress.run_warning(
@@ -99,7 +111,7 @@ pub async fn run(
         let ledger = work_ledger.clone();
         Box::pin(async move {
             let outcome = restore_job(&ctx, &options, latest_id.as_ref(), &ledger, &job).await;
-            if outcome == Outcome::Completed {
+            if outcome.is_completed() {
                 record(&ledger, |ledger| ledger.restored(&job));
             }
             outcome
@@ -132,29 +144,13 @@ async fn restore_job(
         // Before anything else: a crash of an earlier run may have left the
         // repository moved aside, and the lookups below may fail.
         sweep_leftovers(ctx, job, &repository).await?;
-        let found = match &options.id {
-            Some(id) => {
-                backups::find_manifest(ctx.storage.as_ref(), &storage_name, &path, id).await
-            }
-            None => {
-                backups::find_latest_manifest(ctx.storage.as_ref(), &storage_name, &path, latest_id)
-                    .await
-            }
+        let wanted = Wanted {
+            job,
+            storage_name: &storage_name,
+            path: &path,
+            repository: repository.clone(),
         };
-        let found = match found {
-            Ok(found) => {
-                record(ledger, |ledger| ledger.found_backup());
-                found
-            }
-            // The lookup worked and there is nothing: gitaly-backup removes
-            // the repository (spec §4.6), but only at the end of a run that
-            // found other backups, since a wrong location finds none at all.
-            Err(error @ FindError::NoBackup { .. }) if options.remove_when_no_backup => {
-                record(ledger, |ledger| ledger.without_backup(job, repository));
-                return Err(error.into());
-            }
-            Err(error) => return Err(error.into()),
-        };
+        let found = find_backup(ctx, options, latest_id, ledger, wanted).await?;
         let restore = Restore {
             ctx,
             job,
@@ -162,10 +158,11 @@ async fn restore_job(
             repository,
             storage_root,
         };
-        restore.run().await
+        restore.run().await?;
+        Ok::<_, RestoreError>(lookup::completion(&found))
     };
     match result.await {
-        Ok(()) => Outcome::Completed,
+        Ok(completion) => Outcome::CompletedWith(completion),
         Err(error) => Outcome::Failed(error.to_string()),
     }
 }

@@ -69,33 +69,44 @@ impl Restore<'_> {
         let mut bundle_head = None;
         let mut all_self_contained = true;
         for (index, step) in steps.iter().enumerate() {
+            let number = index + 1;
             if step.ref_path.is_empty() && step.bundle_path.is_empty() {
                 return Err(RestoreError::Backup(format!(
-                    "step {} of the manifest has no ref_path",
-                    index + 1
+                    "step {number} of the manifest has no ref_path"
                 )));
             }
             // No refs file only in legacy backups older than GitLab 14.2:
             // the bundle's refs are then the repository's.
             let refs = match step.ref_path.as_str() {
                 "" => None,
-                path => Some(
-                    parse_ref_lines(&self.read_small(path).await?)
-                        .map_err(|error| RestoreError::Backup(format!("{path}: {error}")))?,
-                ),
+                path => {
+                    let bytes = self
+                        .read_small(path)
+                        .await
+                        .map_err(|error| missing_step(number, path, error))?;
+                    Some(
+                        parse_ref_lines(&bytes)
+                            .map_err(|error| RestoreError::Backup(format!("{path}: {error}")))?,
+                    )
+                }
             };
             let has_refs = refs.as_ref().is_none_or(|refs| !refs.is_empty());
             if has_refs && !step.bundle_path.is_empty() {
+                let bundle = StepBundle {
+                    number,
+                    path: &step.bundle_path,
+                };
                 let header = match self.ctx.storage.local_files() {
                     Some(files) => {
-                        self.index_bundle_file(&files, repository, &step.bundle_path, object_format)
-                            .await?
+                        self.index_bundle_file(&files, repository, bundle, object_format)
+                            .await
                     }
                     None => {
-                        self.index_bundle_stream(repository, &step.bundle_path, object_format)
-                            .await?
+                        self.index_bundle_stream(repository, bundle, object_format)
+                            .await
                     }
-                };
+                }
+                .map_err(|error| missing_step(number, &step.bundle_path, error))?;
                 all_self_contained &= header.prerequisites.is_empty();
                 if let Some(head) = header.refs.iter().find(|line| line.name == "HEAD") {
                     bundle_head = Some(head.object_id.clone());
@@ -115,14 +126,16 @@ impl Restore<'_> {
     }
 
     /// Checks a bundle's header against the manifest and the repository
-    /// built so far.
+    /// built so far: an increment whose prerequisites the earlier steps do
+    /// not provide is a broken chain, refused before it is applied.
     async fn check_header(
         &self,
         repository: &Path,
-        path: &str,
+        bundle: StepBundle<'_>,
         header: &BundleHeader,
         object_format: ObjectFormat,
     ) -> Result<(), RestoreError> {
+        let StepBundle { number, path } = bundle;
         if header.object_format != object_format {
             return Err(RestoreError::Backup(format!(
                 "{path} is a {} bundle but the manifest says {object_format}",
@@ -136,8 +149,13 @@ impl Restore<'_> {
             .missing_objects(repository, &prerequisites)
             .await?;
         if let Some(first) = missing.first() {
+            let earlier = match number {
+                1 => "but it is the first step of the chain".to_owned(),
+                2 => "which step 1 does not provide".to_owned(),
+                _ => format!("which steps 1–{} do not provide", number - 1),
+            };
             return Err(RestoreError::Backup(format!(
-                "{path} needs commit {first}, which no earlier step provides"
+                "broken backup chain: step {number} ({path}) needs commit {first}, {earlier}"
             )));
         }
         Ok(())
@@ -148,12 +166,13 @@ impl Restore<'_> {
     async fn index_bundle_stream(
         &self,
         repository: &Path,
-        path: &str,
+        bundle: StepBundle<'_>,
         object_format: ObjectFormat,
     ) -> Result<BundleHeader, RestoreError> {
+        let path = bundle.path;
         let mut reader = BufReader::with_capacity(PACK_BUFFER, self.open(path).await?);
         let header = read_bundle_header(&mut reader, path).await?;
-        self.check_header(repository, path, &header, object_format)
+        self.check_header(repository, bundle, &header, object_format)
             .await?;
         let in_bundle = |error: String| RestoreError::Backup(format!("{path}: {error}"));
         let self_contained = header.prerequisites.is_empty();
@@ -175,9 +194,10 @@ impl Restore<'_> {
         &self,
         files: &LocalFiles,
         repository: &Path,
-        path: &str,
+        bundle: StepBundle<'_>,
         object_format: ObjectFormat,
     ) -> Result<BundleHeader, RestoreError> {
+        let path = bundle.path;
         let key = Key::new(path.to_owned())?;
         let (owned_files, owned_key) = (files.clone(), key.clone());
         let file = tokio::task::spawn_blocking(move || owned_files.open(&owned_key))
@@ -191,7 +211,7 @@ impl Restore<'_> {
         let header = read_bundle_header(&mut reader, path).await?;
         let pack_start = consumed.finish().size - reader.buffer().len() as u64;
         drop(reader);
-        self.check_header(repository, path, &header, object_format)
+        self.check_header(repository, bundle, &header, object_format)
             .await?;
         let verify = self.expected_digest(path);
         let hashed = file.try_clone().map_err(io_error)?;
@@ -297,6 +317,24 @@ impl Restore<'_> {
             Err(RestoreError::Storage(error)) if error.is_not_found() => Ok(None),
             Err(error) => Err(error),
         }
+    }
+}
+
+/// A step's bundle: its place in the chain (from 1) and its key.
+#[derive(Clone, Copy)]
+struct StepBundle<'a> {
+    number: usize,
+    path: &'a str,
+}
+
+/// A step's file that storage does not have is a broken chain: the error
+/// names the step, since the key alone does not say where in the chain it is.
+fn missing_step(number: usize, path: &str, error: RestoreError) -> RestoreError {
+    match error {
+        RestoreError::Storage(error) if error.is_not_found() => RestoreError::Backup(format!(
+            "broken backup chain: step {number} is missing its file {path}"
+        )),
+        other => other,
     }
 }
 
