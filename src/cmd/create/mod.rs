@@ -3,33 +3,49 @@
 //!
 //! Per repository: snapshot the refs, stream the bundle built from that
 //! snapshot, then the refs file and custom hooks, and only then the
-//! manifest, so a manifest always names complete files.
+//! manifest, so a manifest always names complete files. With
+//! `--incremental` the step written may continue the repository's latest
+//! chain, or no step is written at all (`incremental`).
+
+mod bundle;
+mod incremental;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::git::bundle::{drain, full_bundle_header, read_bundle_header};
+use crate::git::bundle::full_bundle_header;
 use crate::git::refs::RefsSnapshot;
-use crate::git::refs::RepositoryIdentity;
 use crate::job::progress::CommandName;
 use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
 use crate::job::Job;
 use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest, Step};
 use crate::layout::{self, BackupId, RelativePath, StepKeys, StorageName};
 use crate::node::hooks;
-use crate::storage::digest::{digest_file, digest_of, BodyDigest, DigestReader};
-use crate::storage::{self, Key, LocalFiles, StorageError, StorageExt, WriteBehind, WriteMode};
+use crate::storage::digest::digest_of;
+use crate::storage::{self, Key, StorageError, StorageExt, WriteMode};
 
+use self::bundle::{upload_bundle, BundleSpec};
+use self::incremental::Plan;
 use super::{validate, Context, RunOptions};
 
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     pub id: BackupId,
     pub run: RunOptions,
-    /// gitaly-backup's `-incremental`, not implemented yet: every job fails
-    /// saying so rather than silently writing a full backup.
-    pub incremental: bool,
+    /// `--incremental` (gitaly-backup's `-incremental`); `None`: a full
+    /// backup of every repository.
+    pub incremental: Option<IncrementalOptions>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncrementalOptions {
+    /// `--max-chain`: a chain with this many steps is not extended; the
+    /// next change starts a new full backup.
+    pub max_chain: u32,
+    /// Rails up to 16.4 passes `-layout pointer -incremental -id <the full
+    /// backup's id>` (spec §8.1): a manifest already under the id is then
+    /// that Rails version's doing, a failure, not a finished job to resume.
+    pub existing_id_fails: bool,
 }
 
 #[derive(Debug)]
@@ -47,6 +63,8 @@ enum CreateError {
     Git(#[from] crate::git::GitError),
     #[error("{0}")]
     Storage(#[from] StorageError),
+    #[error("{0}")]
+    Find(#[from] super::backups::FindError),
     #[error(
         "{key} exists but no manifest names it: an earlier run with backup id {id} was interrupted \
          and the repository has changed since; delete that directory or use another --id"
@@ -55,11 +73,15 @@ enum CreateError {
 }
 
 pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) -> CreateReport {
+    let latest_id = match &options.incremental {
+        Some(_) => incremental::latest_backup_id(ctx).await,
+        None => None,
+    };
     let work_ctx = ctx.clone();
     let work_options = options.clone();
     let work: Work = Arc::new(move |job: Job| {
-        let (ctx, options) = (work_ctx.clone(), work_options.clone());
-        Box::pin(async move { back_up_job(&ctx, &options, &job).await })
+        let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
+        Box::pin(async move { back_up_job(&ctx, &options, latest_id.as_ref(), &job).await })
     });
     let report = ctx
         .run_jobs(jobs, options.run.limits, CommandName::Create, work)
@@ -96,7 +118,12 @@ async fn write_marker(ctx: &Context, id: &BackupId) -> Result<bool, String> {
     }
 }
 
-async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outcome {
+async fn back_up_job(
+    ctx: &Context,
+    options: &CreateOptions,
+    latest_id: Option<&BackupId>,
+    job: &Job,
+) -> Outcome {
     let (storage_name, path) = match validate(job) {
         Ok(valid) => valid,
         Err(error) => return Outcome::Failed(error),
@@ -116,13 +143,23 @@ async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outco
         id: options.id.clone(),
         manifest_key,
     };
-    if options.incremental {
-        return refuse_incremental(ctx, &target).await;
-    }
     if let Err(error) = remove_leftovers(ctx, &target).await {
         return Outcome::Failed(error.to_string());
     }
     match ctx.storage.head(&target.manifest_key).await {
+        Ok(Some(_))
+            if options
+                .incremental
+                .as_ref()
+                .is_some_and(|i| i.existing_id_fails) =>
+        {
+            return Outcome::Failed(format!(
+                "incremental backups from this Rails version (GitLab 16.4 and older pass the full \
+                 backup's id, {}, which already has a manifest) are not supported; upgrade GitLab \
+                 or run a full backup",
+                target.id
+            ))
+        }
         Ok(Some(_)) => {
             return match repair_latest(ctx, &target).await {
                 Ok(()) => Outcome::AlreadyDone(format!("already backed up as {}", options.id)),
@@ -132,27 +169,8 @@ async fn back_up_job(ctx: &Context, options: &CreateOptions, job: &Job) -> Outco
         Ok(None) => {}
         Err(error) => return Outcome::Failed(error.to_string()),
     }
-    match back_up(ctx, &target).await {
+    match back_up(ctx, options, latest_id, &target).await {
         Ok(()) => Outcome::Completed,
-        Err(error) => Outcome::Failed(error.to_string()),
-    }
-}
-
-/// Why this job's increment is not written. Rails up to 16.4 passes the
-/// full backup's id with `-incremental` (spec §8.1), which finds that
-/// backup's manifest under the id; say that this Rails version is the
-/// reason, not the repository.
-async fn refuse_incremental(ctx: &Context, target: &Target) -> Outcome {
-    match ctx.storage.head(&target.manifest_key).await {
-        Ok(Some(_)) => Outcome::Failed(format!(
-            "incremental backups from this Rails version (GitLab 16.4 and older pass the full \
-             backup's id, {}, which already has a manifest) are not supported; upgrade GitLab \
-             or run a full backup",
-            target.id
-        )),
-        Ok(None) => Outcome::Failed(
-            "incremental backups are not supported by gitbak yet; run a full backup".into(),
-        ),
         Err(error) => Outcome::Failed(error.to_string()),
     }
 }
@@ -233,39 +251,127 @@ struct Target {
     manifest_key: Key,
 }
 
-async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
-    let keys = layout::step_keys(&target.storage_name, &target.path, &target.id, 1);
-    let step = Step {
-        bundle_path: keys.bundle.to_string(),
-        ref_path: keys.refs.to_string(),
-        previous_ref_path: String::new(),
-        custom_hooks_path: keys.custom_hooks.to_string(),
-    };
+async fn back_up(
+    ctx: &Context,
+    options: &CreateOptions,
+    latest_id: Option<&BackupId>,
+    target: &Target,
+) -> Result<(), CreateError> {
     if !repository_exists(&target.repository).await? {
+        let checked_at = (ctx.now)();
         let manifest = Manifest {
             empty: true,
             non_existent: true,
-            steps: vec![step],
-            gitbak: Some(gitbak_info(ctx, "", Vec::new())),
+            steps: vec![new_step(target, 1, String::new())],
+            gitbak: Some(gitbak_info(checked_at, "", Vec::new())),
             ..Manifest::default()
         };
         return write_manifest(ctx, target, &manifest).await;
     }
     let refs = ctx.git.snapshot_refs(&target.repository).await?;
+    // The backup's time is the state it records: the moment the refs
+    // were read, not when the last byte landed (`restore --at`).
+    let read_at = (ctx.now)();
     let identity = ctx
         .git
         .identity_with_refs(&target.repository, &refs)
         .await?;
+    let hooks = archive_hooks(target).await?;
+    let plan = match &options.incremental {
+        Some(incremental) => {
+            let current = incremental::Current {
+                refs: &refs,
+                identity: &identity,
+                hooks: hooks.as_deref(),
+            };
+            incremental::plan(ctx, target, incremental, latest_id, &current).await?
+        }
+        None => Plan::Full,
+    };
+    let info = |files| gitbak_info(read_at, identity.ref_format.name(), files);
+    let (steps, files, empty) = match plan {
+        Plan::Reuse(base) => {
+            tracing::debug!(repository = %target.path, "unchanged since its last backup: no new step");
+            let files = layout::chain::base_files(&base);
+            (base.steps, files, base.empty)
+        }
+        Plan::Full => {
+            let step = new_step(target, 1, String::new());
+            let bundle = (!refs.is_empty()).then(|| BundleSpec {
+                header: full_bundle_header(identity.object_format, &refs),
+                revisions: refs.tips().into_iter().map(str::to_owned).collect(),
+            });
+            let files = write_step(ctx, target, &step, &refs, hooks, bundle).await?;
+            (vec![step], files, refs.is_empty())
+        }
+        Plan::Increment { base, previous } => {
+            let last = base.steps.last().map(|step| step.ref_path.clone());
+            let step = new_step(target, base.steps.len() + 1, last.unwrap_or_default());
+            let bundle = incremental::bundle_spec(ctx, target, &identity, &refs, &previous).await?;
+            let written = write_step(ctx, target, &step, &refs, hooks, Some(bundle)).await?;
+            let mut files = layout::chain::base_files(&base);
+            files.extend(written);
+            let mut steps = base.steps;
+            steps.push(step);
+            (steps, files, false)
+        }
+    };
+    let manifest = Manifest {
+        empty,
+        non_existent: false,
+        object_format: identity.object_format.name().into(),
+        head_reference: identity.head_reference.clone(),
+        steps,
+        gitbak: Some(info(files)),
+    };
+    write_manifest(ctx, target, &manifest).await
+}
+
+/// Step `number` of this id's backup; `previous_ref_path` names the refs
+/// file of the step before it (increments only).
+fn new_step(target: &Target, number: usize, previous_ref_path: String) -> Step {
+    let number = u32::try_from(number).unwrap_or(u32::MAX);
+    let keys = layout::step_keys(&target.storage_name, &target.path, &target.id, number);
+    Step {
+        bundle_path: keys.bundle.to_string(),
+        ref_path: keys.refs.to_string(),
+        previous_ref_path,
+        custom_hooks_path: keys.custom_hooks.to_string(),
+    }
+}
+
+/// Writes a step's files (the bundle when there is one, the refs file,
+/// the hooks archive when there are hooks) and returns their digests.
+async fn write_step(
+    ctx: &Context,
+    target: &Target,
+    step: &Step,
+    refs: &RefsSnapshot,
+    hooks: Option<Vec<u8>>,
+    bundle: Option<BundleSpec>,
+) -> Result<Vec<FileDigest>, CreateError> {
+    let keys = StepKeys {
+        bundle: Key::new(step.bundle_path.clone())?,
+        refs: Key::new(step.ref_path.clone())?,
+        custom_hooks: Key::new(step.custom_hooks_path.clone())?,
+    };
     let bundle = async {
-        match refs.is_empty() {
-            true => Ok(None),
-            false => upload_bundle(ctx, target, &keys, &identity, &refs)
+        match &bundle {
+            None => Ok(None),
+            Some(spec) => upload_bundle(ctx, target, &keys.bundle, spec)
                 .await
                 .map(Some),
         }
     };
     let refs_file = put_small(ctx, target, &keys.refs, refs.bytes.clone());
-    let hooks = upload_custom_hooks(ctx, target, &keys);
+    let hooks = async {
+        match hooks {
+            Some(bytes) => put_small(ctx, target, &keys.custom_hooks, bytes)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    };
     let (bundle, refs_file, hooks) = if ctx.immutable {
         // Write-once storage cannot take a file back: the bundle, the one
         // that can fail on git, goes first, and the others only after it.
@@ -290,20 +396,11 @@ async fn back_up(ctx: &Context, target: &Target) -> Result<(), CreateError> {
     }
     let (bundle, refs_file, hooks) = (bundle?, refs_file?, hooks?);
     crate::failpoint::hit("create-before-manifest");
-    let files: Vec<FileDigest> = bundle
+    Ok(bundle
         .into_iter()
         .chain(Some(refs_file.digest))
         .chain(hooks.map(|hooks| hooks.digest))
-        .collect();
-    let manifest = Manifest {
-        empty: refs.is_empty(),
-        non_existent: false,
-        object_format: identity.object_format.name().into(),
-        head_reference: identity.head_reference.clone(),
-        steps: vec![step],
-        gitbak: Some(gitbak_info(ctx, identity.ref_format.name(), files)),
-    };
-    write_manifest(ctx, target, &manifest).await
+        .collect())
 }
 
 /// Whether the repository exists; one gitbak may not read is an error that
@@ -337,191 +434,24 @@ async fn repository_exists(path: &Path) -> Result<bool, CreateError> {
     Ok(true)
 }
 
-fn gitbak_info(ctx: &Context, ref_format: &str, files: Vec<FileDigest>) -> GitbakInfo {
+/// `created_at` is when the refs were read (`read_at`, Unix seconds).
+fn gitbak_info(read_at: i64, ref_format: &str, files: Vec<FileDigest>) -> GitbakInfo {
     GitbakInfo {
         version: env!("CARGO_PKG_VERSION").into(),
-        created_at: layout::rfc3339((ctx.now)()),
+        created_at: layout::rfc3339(read_at),
         ref_format: ref_format.into(),
         files,
     }
 }
 
-/// Writes header + pack into storage while git produces it.
-#[tracing::instrument(skip_all, fields(repository = %target.path))]
-async fn upload_bundle(
-    ctx: &Context,
-    target: &Target,
-    keys: &StepKeys,
-    identity: &RepositoryIdentity,
-    refs: &RefsSnapshot,
-) -> Result<FileDigest, CreateError> {
-    let header = full_bundle_header(identity.object_format, refs);
-    let written = match ctx.storage.local_files() {
-        Some(files) => write_bundle_file(ctx, &files, target, &keys.bundle, header, refs).await,
-        None => stream_bundle(ctx, target, &keys.bundle, header, refs).await,
-    };
-    let digest = match written {
-        Ok(digest) => digest,
-        Err(CreateError::Storage(StorageError::AlreadyExists { .. })) => {
-            adopt_bundle(ctx, target, &keys.bundle, identity, refs).await?
-        }
-        Err(error) => return Err(error),
-    };
-    tracing::debug!(bytes = digest.size, "bundle uploaded");
-    Ok(FileDigest {
-        path: keys.bundle.to_string(),
-        size: digest.size,
-        sha256: digest.sha256,
-    })
-}
-
-/// Object storage: git's output streams through gitbak into the upload.
-async fn stream_bundle(
-    ctx: &Context,
-    target: &Target,
-    key: &Key,
-    header: Vec<u8>,
-    refs: &RefsSnapshot,
-) -> Result<BodyDigest, CreateError> {
-    let pack = ctx.git.pack_objects(&target.repository, &refs.tips())?;
-    let body = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(header), pack);
-    let (body, digest) = DigestReader::new(body);
-    ctx.storage
-        .put(key, Box::pin(body), WriteMode::CreateOnly)
-        .await?;
-    Ok(digest.finish())
-}
-
-/// Local storage: git writes the pack into the bundle's temporary file
-/// itself, while a blocking task hashes what has landed and starts its
-/// writeback, so neither a pipe nor a long final fsync costs time.
-async fn write_bundle_file(
-    ctx: &Context,
-    files: &LocalFiles,
-    target: &Target,
-    key: &Key,
-    header: Vec<u8>,
-    refs: &RefsSnapshot,
-) -> Result<BodyDigest, CreateError> {
-    let io_error = |error| StorageError::from_io(key.as_str(), error);
-    let (owned_files, owned_key) = (files.clone(), key.clone());
-    let pending = storage::blocking(key, move || {
-        let pending = owned_files.create(&owned_key, WriteMode::CreateOnly)?;
-        std::io::Write::write_all(&mut pending.file(), &header)
-            .map_err(|error| StorageError::from_io(owned_key.as_str(), error))?;
-        Ok(pending)
-    })
-    .await?;
-    // Duplicates share the offset: git appends right after the header.
-    let out = pending.file().try_clone().map_err(io_error)?;
-    let reader = pending.file().try_clone().map_err(io_error)?;
-    let finished = FinishedFlag::default();
-    let flag = finished.0.clone();
-    let hasher = tokio::task::spawn_blocking(move || {
-        let mut write_behind = WriteBehind::default();
-        digest_file(
-            &reader,
-            || flag.load(Ordering::Acquire),
-            |offset, len| write_behind.advance(&reader, offset + len),
-        )
-    });
-    let packed = ctx
-        .git
-        .pack_objects_into(&target.repository, &refs.tips(), out)
-        .await;
-    drop(finished);
-    let digest = hasher
-        .await
-        .map_err(|error| io_error(std::io::Error::other(error)))?
-        .map_err(io_error)?;
-    packed.map_err(|error| bundle_write_error(key, error))?;
-    crate::failpoint::hit("create-bundle-written");
-    storage::blocking(key, move || pending.commit()).await?;
-    Ok(digest)
-}
-
-/// git calls the file it writes into `'<stdout>'`; when the write itself
-/// failed (a full disk), the message names the bundle's key instead.
-fn bundle_write_error(key: &Key, error: crate::git::GitError) -> CreateError {
-    if let crate::git::GitError::Failed { stderr_tail, .. } = &error {
-        // "fatal: sha1 file '<stdout>' write error: …" or "… write error. Out of diskspace".
-        if let Some((_, reason)) = stderr_tail.split_once("write error") {
-            let reason = reason.trim_start_matches([':', '.', ' ']);
-            let io = if reason.contains("No space left") || reason.contains("Out of diskspace") {
-                std::io::Error::from_raw_os_error(libc::ENOSPC)
-            } else if reason.contains("Disk quota exceeded") {
-                std::io::Error::from_raw_os_error(libc::EDQUOT)
-            } else {
-                std::io::Error::other(format!("git could not write the bundle: {reason}"))
-            };
-            return StorageError::from_io(key.as_str(), io).into();
-        }
-    }
-    error.into()
-}
-
-/// Tells the hashing task that git is done when dropped, so it also stops
-/// when the backup is cancelled or fails half way.
-#[derive(Default)]
-struct FinishedFlag(Arc<AtomicBool>);
-
-impl Drop for FinishedFlag {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
-/// A bundle already there under this id was written by an interrupted run
-/// (storage makes every object all-or-nothing, so it is complete). It is
-/// kept when it holds exactly the refs of this snapshot, and so the same
-/// objects; otherwise it belongs to another state of the repository.
-async fn adopt_bundle(
-    ctx: &Context,
-    target: &Target,
-    key: &Key,
-    identity: &RepositoryIdentity,
-    refs: &RefsSnapshot,
-) -> Result<BodyDigest, CreateError> {
-    let orphan = || CreateError::Orphan {
-        key: key.to_string(),
-        id: target.id.to_string(),
-    };
-    let (reader, digest) = DigestReader::new(ctx.storage.get(key).await?);
-    let mut reader = tokio::io::BufReader::new(reader);
-    let header = read_bundle_header(&mut reader, key.as_str())
-        .await
-        .map_err(|_| orphan())?;
-    if header.object_format != identity.object_format
-        || !header.prerequisites.is_empty()
-        || header.refs != refs.lines
-    {
-        return Err(orphan());
-    }
-    drain(&mut reader)
-        .await
-        .map_err(|error| StorageError::Other {
-            key: key.to_string(),
-            message: error.to_string(),
-        })?;
-    tracing::debug!(%key, "kept the complete bundle of an interrupted run");
-    Ok(digest.finish())
-}
-
-async fn upload_custom_hooks(
-    ctx: &Context,
-    target: &Target,
-    keys: &StepKeys,
-) -> Result<Option<Written>, CreateError> {
+/// The repository's hooks archive, `None` without hooks.
+async fn archive_hooks(target: &Target) -> Result<Option<Vec<u8>>, CreateError> {
     let repository = target.repository.clone();
-    let archive = tokio::task::spawn_blocking(move || hooks::archive(&repository))
-        .await
-        .map_err(|error| crate::node::NodeError::Invalid(error.to_string()))??;
-    match archive {
-        Some(bytes) => Ok(Some(
-            put_small(ctx, target, &keys.custom_hooks, bytes).await?,
-        )),
-        None => Ok(None),
-    }
+    Ok(
+        tokio::task::spawn_blocking(move || hooks::archive(&repository))
+            .await
+            .map_err(|error| crate::node::NodeError::Invalid(error.to_string()))??,
+    )
 }
 
 /// A small file of a step, and whether this attempt created it (rather
