@@ -73,17 +73,17 @@ pub fn may_extend(base: &Manifest, max_chain: u32) -> Result<(), NewChain> {
 }
 
 /// The increments' bundles together are larger than the first step's,
-/// by the sizes gitbak recorded; a base without them (gitaly-backup's) is
-/// bounded by `--max-chain` alone.
+/// by the sizes gitbak recorded. A chain whose full backup gitaly-backup
+/// wrote has no size for it, and is bounded by `--max-chain` alone.
 fn outgrown(base: &Manifest) -> bool {
-    if base.gitbak.is_none() {
-        return false;
-    }
-    let size = |step: &Step| base.digest(&step.bundle_path).map_or(0, |file| file.size);
+    let size = |step: &Step| base.digest(&step.bundle_path).map(|file| file.size);
     let Some((full, increments)) = base.steps.split_first() else {
         return false;
     };
-    increments.iter().map(size).sum::<u64>() > size(full)
+    let Some(full) = size(full) else {
+        return false;
+    };
+    increments.iter().filter_map(size).sum::<u64>() > full
 }
 
 /// The digests the new manifest carries for the base's steps: every one
@@ -198,6 +198,13 @@ mod tests {
             ..chain(&[1, 5, 5])
         };
         assert_eq!(may_extend(&gitaly, 14), Ok(()));
+        // A gitaly-backup full backup continued by gitbak: no size for it.
+        let mut mixed = chain(&[1, 5, 5]);
+        let full = mixed.steps[0].bundle_path.clone();
+        if let Some(gitbak) = &mut mixed.gitbak {
+            gitbak.files.retain(|file| file.path != full);
+        }
+        assert_eq!(may_extend(&mixed, 14), Ok(()));
     }
 
     #[test]
