@@ -9,7 +9,8 @@ use crate::layout::manifest::FileDigest;
 use crate::storage::digest::{digest_file, BodyDigest, DigestReader};
 use crate::storage::{self, Key, LocalFiles, StorageError, WriteBehind, WriteMode};
 
-use super::{put_small, Context, CreateError, Target};
+use super::step::put_small;
+use super::{Context, CreateError, Target};
 
 /// What a step's bundle holds.
 pub(super) struct BundleSpec {
