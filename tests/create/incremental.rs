@@ -150,7 +150,10 @@ fn a_history_of_increments_restores_at_every_id() {
     let gone = env.git_run(&path, ["cat-file", "-e", &doomed], b"");
     assert_ne!(gone.code, 0, "the old tip was pruned");
     incremental(&env, IDS[2], &[&repo], &[]);
-    assert_eq!(bundles(&env, &repo, IDS[2]).len(), 3);
+    let chain = bundles(&env, &repo, IDS[2]);
+    assert_eq!(chain.len(), 3);
+    let verified = verify_over(&env, &repo, IDS[1], &chain[2]);
+    assert!(verified.contains("is okay"), "{verified}");
     history.push((IDS[2], RepoState::capture(&env, &path)));
 
     // Only HEAD moves: no new step, the new HEAD in the manifest.
@@ -177,7 +180,10 @@ fn a_history_of_increments_restores_at_every_id() {
     env.git(&path, ["update-ref", "-d", "refs/heads/stale"]);
     env.git(&path, ["tag", "old", "refs/heads/main~3"]);
     incremental(&env, IDS[5], &[&repo], &[]);
-    assert_eq!(bundles(&env, &repo, IDS[5]).len(), 4);
+    let chain = bundles(&env, &repo, IDS[5]);
+    assert_eq!(chain.len(), 4);
+    let verified = verify_over(&env, &repo, IDS[4], &chain[3]);
+    assert!(verified.contains("is okay"), "{verified}");
     history.push((IDS[5], RepoState::capture(&env, &path)));
 
     assert_each_id_restores(&env, &repo, &history);
