@@ -192,8 +192,9 @@ async fn hooks_unchanged(
 }
 
 /// The increment's bundle: the refs whose objects are new since the
-/// previous step, over prerequisites the earlier steps provide, and a pack
-/// of what those refs reach that the previous tips do not. When no ref
+/// previous step, over the boundary commits the earlier steps provide (as
+/// `git bundle create` lists them), and a pack of what those refs reach
+/// that the previous tips still in the repository do not. When no ref
 /// points at a new object, the 17-byte header-only bundle, without git.
 pub(super) async fn bundle_spec(
     ctx: &Context,
@@ -219,16 +220,18 @@ pub(super) async fn bundle_spec(
         });
     }
     let previous_ids: Vec<&str> = previous_ids.into_iter().collect();
-    let tips = ctx
+    let present = ctx
         .git
-        .previous_tips(&target.repository, &previous_ids)
+        .present_objects(&target.repository, &previous_ids)
         .await?;
     let mut revisions: Vec<String> = new_refs.iter().map(|line| line.object_id.clone()).collect();
     revisions.sort_unstable();
     revisions.dedup();
-    revisions.extend(tips.present.iter().map(|id| format!("^{id}")));
+    revisions.extend(present.iter().map(|id| format!("^{id}")));
+    let lines: Vec<&str> = revisions.iter().map(String::as_str).collect();
+    let prerequisites = ctx.git.boundary_commits(&target.repository, &lines).await?;
     Ok(BundleSpec {
-        header: increment_bundle_header(identity.object_format, &tips.prerequisites, &new_refs),
+        header: increment_bundle_header(identity.object_format, &prerequisites, &new_refs),
         revisions,
     })
 }
