@@ -186,6 +186,20 @@ fn a_history_of_increments_restores_at_every_id() {
     assert!(verified.contains("is okay"), "{verified}");
     history.push((IDS[5], RepoState::capture(&env, &path)));
 
+    // Emptied: a backup of an empty repository; refilled: a new chain.
+    let refs = env.git(&path, ["for-each-ref", "--format=delete %(refname)"]);
+    env.git_with_input(&path, ["update-ref", "--stdin"], refs.as_bytes());
+    incremental(&env, IDS[6], &[&repo], &[]);
+    assert_eq!(manifest(&env, &repo, IDS[6])["empty"].as_bool(), Some(true));
+    history.push((IDS[6], RepoState::capture(&env, &path)));
+    env.add_commit(&path, "refs/heads/main", "refilled.txt");
+    incremental(&env, IDS[7], &[&repo], &[]);
+    assert_eq!(
+        bundles(&env, &repo, IDS[7]),
+        [repo.step_key(IDS[7], "001.bundle")]
+    );
+    history.push((IDS[7], RepoState::capture(&env, &path)));
+
     assert_each_id_restores(&env, &repo, &history);
 }
 
