@@ -61,7 +61,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__create)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --part-size --upload-concurrency --retries --immutable --id --discover --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --part-size --upload-concurrency --retries --immutable --id --discover --incremental --max-chain --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -104,6 +104,10 @@ _gitbak() {
                     return 0
                     ;;
                 --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-chain)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

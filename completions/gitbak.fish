@@ -40,9 +40,11 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l part-size -d 'O
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l id -d 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l max-chain -d 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l discover -d 'Back up every repository of every configured storage instead of reading stdin'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l incremental -d 'Continue each repository\'s latest backup: only what changed since is written, and nothing for an unchanged repository'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r

@@ -256,7 +256,7 @@ fn an_empty_backup_brings_back_its_own_hooks_only() {
 /// gitaly-backup's bundle restore (spec §4.5 step 6, §5.3) with plain git:
 /// a new repository, every step's bundle fetched in order, refs reset to
 /// the last refs file, HEAD from the manifest, the last step's hooks.
-fn restore_like_gitaly(env: &TestEnv, manifest_key: &str, target: &Path) {
+pub(crate) fn restore_like_gitaly(env: &TestEnv, manifest_key: &str, target: &Path) {
     let manifest: toml::Value =
         toml::from_str(&std::fs::read_to_string(env.backup_file(manifest_key)).unwrap()).unwrap();
     let format = manifest["object_format"].as_str().unwrap();

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "failpoints")]
 mod crash;
+mod incremental;
 mod jobs;
 mod reliability;
 

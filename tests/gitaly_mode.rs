@@ -432,24 +432,58 @@ fn assert_refused(run: &Run, msg: &str) {
 }
 
 #[test]
-fn incremental_is_refused_until_it_exists() {
+fn incremental_continues_the_latest_backup() {
+    // Rails ≥ 16.5 (`INCREMENTAL=yes`): `-incremental` with a new id
+    // continues each repository's latest backup; the restore of the new id
+    // gives the repositories as they are now.
+    for invoked in BOTH {
+        let env = TestEnv::new();
+        let instance = instance(&env);
+        let repos: Vec<&RailsRepo> = instance.iter().collect();
+        let root = env.storage_root("default");
+        let full = argv(
+            &env,
+            &format!("create -path <backups> -layout manifest -id {ID}"),
+        );
+        assert_all_done(
+            &run_as_rails(&env, invoked, &full, Some(&root), &repos, &[]),
+            "create",
+            &repos,
+        );
+        let changed = &repos[0].repo;
+        env.add_commit(&changed.path(), "refs/heads/main", "incremental.txt");
+        let states = capture(&env, &repos);
+        let id = "1700000100_2026_01_02_17.0.0";
+        let line = format!("create -path <backups> -layout manifest -incremental -id {id}");
+        let run = run_as_rails(&env, invoked, &argv(&env, &line), Some(&root), &repos, &[]);
+        assert_all_done(&run, "create", &repos);
+        let location = env.backups().join("repositories");
+        let steps = |repo: &Repo| {
+            let text = std::fs::read_to_string(location.join(repo.manifest_key(id))).unwrap();
+            let manifest: toml::Table = text.parse().unwrap();
+            manifest["steps"].as_array().unwrap().len()
+        };
+        assert_eq!(steps(changed), 2);
+        assert!(location.join(changed.step_key(id, "002.bundle")).is_file());
+        assert_eq!(steps(&repos[1].repo), 1, "unchanged: no new step");
+        let restored_root = fresh_root(&env, "restored");
+        let restore = argv(
+            &env,
+            &format!("restore -path <backups> -layout manifest -id {id}"),
+        );
+        let run = run_as_rails(&env, invoked, &restore, Some(&restored_root), &repos, &[]);
+        assert_all_done(&run, "restore", &repos);
+        assert_restored(&env, &repos, &states, &restored_root);
+    }
+}
+
+#[test]
+fn rails_16_4_increments_fail_per_job() {
     for invoked in BOTH {
         let env = TestEnv::new();
         let instance = instance(&env);
         let repos: Vec<&RailsRepo> = instance.iter().take(2).collect();
         let root = env.storage_root("default");
-        for line in [
-            format!("create -path <backups> -layout manifest -incremental -id {ID}"),
-            format!("create -server-side -incremental -id {ID}"),
-        ] {
-            let run = run_as_rails(&env, invoked, &argv(&env, &line), Some(&root), &repos, &[]);
-            assert_refused(
-                &run,
-                "create: incremental backups are not supported by gitbak yet; \
-                 run a full backup (gitlab-backup create without INCREMENTAL=yes)",
-            );
-            assert!(!env.backups().exists(), "{line}");
-        }
         // Rails ≤ 16.4 passes the full backup's id: each job fails saying
         // why, and the full backup is left alone.
         let full = argv(&env, "create -path <backups> -layout pointer -id 100_full");

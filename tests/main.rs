@@ -7,7 +7,8 @@
 //! gitaly-backup), `crash` (restores killed or interrupted at each
 //! failpoint), `removal` (what a restore removes, through the library),
 //! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
-//! them, and gitbak backups read by gitaly-backup's algorithm), and
+//! them, and gitbak backups read by gitaly-backup's algorithm), `history`
+//! (ten incremental backups of a changing repository), and
 //! `regression` (compatibility with backups gitaly-backup wrote, and fixed
 //! bugs).
 #![allow(clippy::unwrap_used)]
@@ -20,6 +21,7 @@ mod crash;
 mod create;
 mod generated;
 mod gitaly_mode;
+mod history;
 mod intake;
 mod regression;
 mod removal;

@@ -5,9 +5,10 @@
 //! gitaly-backup parses flags the Go way: one or two dashes, `-flag value`
 //! or `-flag=value`, booleans bare or as `-flag=true|false`. Its flags that
 //! gitbak spells alike (`-path`, `-id`) become gitbak's; the ones gitbak has
-//! no flag for (`-layout`, `-incremental`, `-server-side`,
-//! `-remove-all-repositories`) and `-parallel`/`-parallel-storage`, whose
-//! zero means something else here (spec §6.1), land in `GitalyFlags`.
+//! no flag for (`-layout`, `-server-side`, `-remove-all-repositories`),
+//! `-incremental` (whose meaning depends on `-layout`, see `run`) and
+//! `-parallel`/`-parallel-storage`, whose zero means something else here
+//! (spec §6.1), land in `GitalyFlags`.
 //! gitbak's own long flags work in either spelling too; everything Rails
 //! cannot put on the command line comes from `GITBAK_*` variables, which
 //! clap reads. This module only translates; `run` hands the result to the

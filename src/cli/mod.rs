@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use tokio::io::BufReader;
 use tokio_util::sync::CancellationToken;
 
-use crate::cmd::create::CreateOptions;
+use crate::cmd::create::{CreateOptions, IncrementalOptions};
 use crate::cmd::restore::RestoreOptions;
 use crate::cmd::{self, RunOptions, Setup};
 use crate::exit::{Status, UsageError};
@@ -157,6 +157,12 @@ pub struct CreateArgs {
     /// Back up every repository of every configured storage instead of reading stdin.
     #[arg(long)]
     pub discover: bool,
+    /// Continue each repository's latest backup: only what changed since is written, and nothing for an unchanged repository.
+    #[arg(long)]
+    pub incremental: bool,
+    /// With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup).
+    #[arg(long, env = "GITBAK_MAX_CHAIN", default_value_t = 14, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_chain: u32,
 }
 
 #[derive(Debug, Args)]
@@ -270,7 +276,10 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
             let options = CreateOptions {
                 id,
                 run,
-                incremental: false,
+                incremental: args.incremental.then_some(IncrementalOptions {
+                    max_chain: args.max_chain,
+                    existing_id_fails: false,
+                }),
             };
             create(
                 setup,

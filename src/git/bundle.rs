@@ -21,16 +21,41 @@ const MAX_HEADER_LINE: usize = 64 << 10;
 /// The bundle header (`# v2 git bundle` or v3 for SHA-256) for a full
 /// bundle of `refs`, byte-identical to what `git bundle create --all` writes.
 pub fn full_bundle_header(format: ObjectFormat, refs: &RefsSnapshot) -> Vec<u8> {
-    let mut header = match format {
-        ObjectFormat::Sha1 => b"# v2 git bundle\n".to_vec(),
-        ObjectFormat::Sha256 => b"# v3 git bundle\n@object-format=sha256\n".to_vec(),
-    };
+    let mut header = signature(format).to_vec();
     header.extend_from_slice(&refs.bytes);
     if !refs.bytes.is_empty() && !refs.bytes.ends_with(b"\n") {
         header.push(b'\n');
     }
     header.push(b'\n');
     header
+}
+
+/// The header of an increment: `prerequisites` (commits the restoring
+/// repository must already have) as `-<oid>` lines, then `refs`. With
+/// neither, the 17-byte header-only bundle gitaly-backup writes for an
+/// increment without changes (spec §4.2), which git reads as "0 refs,
+/// complete history".
+pub fn increment_bundle_header(
+    format: ObjectFormat,
+    prerequisites: &[String],
+    refs: &[&RefLine],
+) -> Vec<u8> {
+    let mut header = signature(format).to_vec();
+    for prerequisite in prerequisites {
+        header.extend_from_slice(format!("-{prerequisite}\n").as_bytes());
+    }
+    for line in refs {
+        header.extend_from_slice(format!("{} {}\n", line.object_id, line.name).as_bytes());
+    }
+    header.push(b'\n');
+    header
+}
+
+fn signature(format: ObjectFormat) -> &'static [u8] {
+    match format {
+        ObjectFormat::Sha1 => b"# v2 git bundle\n",
+        ObjectFormat::Sha256 => b"# v3 git bundle\n@object-format=sha256\n",
+    }
 }
 
 impl Git {
@@ -48,7 +73,8 @@ impl Git {
     }
 
     /// Streams a pack of everything reachable from `tips` (objects from
-    /// alternates included, so the bundle stands alone).
+    /// alternates included, so the bundle stands alone). A tip written
+    /// `^<oid>` excludes what that object reaches: an increment's pack.
     pub fn pack_objects(&self, repository: &Path, tips: &[&str]) -> Result<GitReader, GitError> {
         let args = self.pack_objects_args();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -323,5 +349,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(header.prerequisites, vec!["3".repeat(40)]);
+
+        let line = RefLine {
+            object_id: "5".repeat(40),
+            name: "refs/heads/y".into(),
+        };
+        let bytes = increment_bundle_header(ObjectFormat::Sha1, &["6".repeat(40)], &[&line]);
+        let header = read_bundle_header(&mut &bytes[..], "b").await.unwrap();
+        assert_eq!(header.prerequisites, vec!["6".repeat(40)]);
+        assert_eq!(header.refs, vec![line]);
+        assert_eq!(
+            increment_bundle_header(ObjectFormat::Sha1, &[], &[]),
+            b"# v2 git bundle\n\n"
+        );
     }
 }

@@ -37,7 +37,9 @@ pub struct Step {
 pub struct GitbakInfo {
     #[serde(default)]
     pub version: String,
-    /// RFC 3339, UTC.
+    /// When gitbak read the repository's refs (RFC 3339, UTC): the moment
+    /// of the state this backup restores, not when its files were written.
+    /// For a repository that did not exist, when that was found.
     #[serde(default)]
     pub created_at: String,
     /// `files` or `reftable`; empty when the repository did not exist.

@@ -1,7 +1,6 @@
 //! Running a translated gitaly-mode command line: the same create and
 //! restore as gitbak's own front end, with gitaly-backup's log lines and
-//! its rules for what gitbak cannot do yet (`-incremental`) or does
-//! differently (`-layout`).
+//! its rules for what gitbak does differently (`-layout`).
 
 use std::sync::Arc;
 
@@ -11,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::{GitalyArgs, GitalyFlags, GitalyServers, Layout};
 use crate::cli::output::JsonLog;
 use crate::cli::Command;
-use crate::cmd::create::CreateOptions;
+use crate::cmd::create::{CreateOptions, IncrementalOptions};
 use crate::cmd::restore::RestoreOptions;
 use crate::cmd::RunOptions;
 use crate::exit::{Status, UsageError};
@@ -34,7 +33,6 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 Some(id) => crate::cli::parse_id(id)?,
                 None => BackupId::from_unix_seconds(crate::cmd::unix_now()),
             };
-            refuse_incremental(&flags, args.id.is_some())?;
             warn_layout(log.as_ref(), flags.layout);
             let mut setup = args.common.setup(limits.parallel.min(cpus));
             setup.gitaly_addresses = servers.addresses;
@@ -44,7 +42,10 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                     limits,
                     local_storages_only: args.common.local_storages_only,
                 },
-                incremental: flags.incremental,
+                incremental: flags.incremental.then_some(IncrementalOptions {
+                    max_chain: args.max_chain,
+                    existing_id_fails: rails_16_4_increment(&flags, args.id.is_some()),
+                }),
             };
             crate::cli::create(setup, options, args.discover, log, cancel)
                 .await
@@ -78,19 +79,13 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
     }
 }
 
-/// `-incremental` is not implemented yet: a clear error, never a silent
-/// full backup. Rails up to 16.4 passes `-layout pointer -incremental -id
-/// <full backup's id>`; those runs go ahead so each job can say whether its
-/// repository's full backup is the id passed (`cmd::create`).
-pub(super) fn refuse_incremental(flags: &GitalyFlags, id_given: bool) -> Result<(), UsageError> {
-    if !flags.incremental || (flags.layout == Some(Layout::Pointer) && id_given) {
-        return Ok(());
-    }
-    Err(UsageError(
-        "create: incremental backups are not supported by gitbak yet; \
-         run a full backup (gitlab-backup create without INCREMENTAL=yes)"
-            .into(),
-    ))
+/// Rails up to 16.4 passes `-layout pointer -incremental -id <full
+/// backup's id>` (spec §8.1): the increment would go into the full
+/// backup's own directory. gitbak writes increments under their own id, so
+/// each job whose repository already has a manifest under that id fails
+/// saying this Rails version is the reason (`cmd::create`).
+pub(super) fn rails_16_4_increment(flags: &GitalyFlags, id_given: bool) -> bool {
+    flags.incremental && flags.layout == Some(Layout::Pointer) && id_given
 }
 
 fn warn_layout(log: &dyn Progress, layout: Option<Layout>) {

@@ -1,7 +1,7 @@
 //! The translator against the command lines of spec §8.1 and Go's flag
 //! syntax.
 
-use super::run::refuse_incremental;
+use super::run::rails_16_4_increment;
 use super::*;
 use crate::cli::{Command, CreateArgs, RestoreArgs};
 
@@ -236,17 +236,28 @@ fn parallelism_follows_gitaly_backup() {
 }
 
 #[test]
-fn incremental_is_refused_unless_each_job_can_say_why() {
+fn only_rails_16_4_increments_fail_on_an_existing_id() {
     let flags = |layout, incremental| GitalyFlags {
         layout,
         incremental,
         ..GitalyFlags::default()
     };
-    assert!(refuse_incremental(&flags(None, false), false).is_ok());
-    let error = refuse_incremental(&flags(Some(Layout::Manifest), true), true).unwrap_err();
-    assert!(error.0.contains("not supported"), "{}", error.0);
-    assert!(refuse_incremental(&flags(None, true), false).is_err());
-    assert!(refuse_incremental(&flags(Some(Layout::Pointer), true), false).is_err());
-    // Rails ≤ 16.4: each job finds out whether the id is its full backup.
-    assert!(refuse_incremental(&flags(Some(Layout::Pointer), true), true).is_ok());
+    assert!(!rails_16_4_increment(&flags(None, false), true));
+    assert!(!rails_16_4_increment(
+        &flags(Some(Layout::Manifest), true),
+        true
+    ));
+    assert!(!rails_16_4_increment(&flags(None, true), true));
+    assert!(!rails_16_4_increment(
+        &flags(Some(Layout::Pointer), true),
+        false
+    ));
+    assert!(!rails_16_4_increment(
+        &flags(Some(Layout::Pointer), false),
+        true
+    ));
+    assert!(rails_16_4_increment(
+        &flags(Some(Layout::Pointer), true),
+        true
+    ));
 }

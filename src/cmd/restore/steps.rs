@@ -107,7 +107,7 @@ impl Restore<'_> {
                     }
                 }
                 .map_err(|error| missing_step(number, &step.bundle_path, error))?;
-                all_self_contained &= header.prerequisites.is_empty();
+                all_self_contained &= stands_alone(number, &header);
                 if let Some(head) = header.refs.iter().find(|line| line.name == "HEAD") {
                     bundle_head = Some(head.object_id.clone());
                 }
@@ -175,7 +175,7 @@ impl Restore<'_> {
         self.check_header(repository, bundle, &header, object_format)
             .await?;
         let in_bundle = |error: String| RestoreError::Backup(format!("{path}: {error}"));
-        let self_contained = header.prerequisites.is_empty();
+        let self_contained = stands_alone(bundle.number, &header);
         self.ctx
             .git
             .index_pack(repository, &mut reader, self_contained)
@@ -224,7 +224,7 @@ impl Restore<'_> {
             let mut pack = file;
             std::io::Seek::seek(&mut pack, std::io::SeekFrom::Start(pack_start))
                 .map_err(io_error)?;
-            let self_contained = header.prerequisites.is_empty();
+            let self_contained = stands_alone(bundle.number, &header);
             self.ctx
                 .git
                 .index_pack_file(repository, pack, self_contained)
@@ -362,4 +362,13 @@ async fn read_capped(mut reader: impl AsyncRead + Unpin) -> Result<Vec<u8>, Rest
         ));
     }
     Ok(bytes)
+}
+
+/// Whether git may check a step's pack for standing alone. Only a chain's
+/// first bundle must: an increment may point at objects of earlier steps
+/// that its header does not list (a new tag on an old commit brings no new
+/// commit, so no boundary), which that check would refuse. After the last
+/// step, a connectivity check covers every increment.
+fn stands_alone(number: usize, header: &BundleHeader) -> bool {
+    number == 1 && header.prerequisites.is_empty()
 }

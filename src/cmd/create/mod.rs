@@ -1,0 +1,392 @@
+//! `gitbak create`: back up each repository into gitaly-backup's manifest
+//! layout (spec §3.4, §4.4).
+//!
+//! Per repository: snapshot the refs, stream the bundle built from that
+//! snapshot, then the refs file and custom hooks, and only then the
+//! manifest, so a manifest always names complete files. With
+//! `--incremental` the step written may continue the repository's latest
+//! chain, or no step is written at all (`incremental`).
+
+mod bundle;
+mod incremental;
+mod step;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::git::bundle::full_bundle_header;
+use crate::job::progress::CommandName;
+use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
+use crate::job::Job;
+use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest};
+use crate::layout::{self, BackupId, RelativePath, StorageName};
+use crate::storage::{self, Key, StorageError, StorageExt, WriteMode};
+
+use self::bundle::BundleSpec;
+use self::incremental::Plan;
+use self::step::{archive_hooks, new_step, write_step};
+use super::{validate, Context, RunOptions};
+
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub id: BackupId,
+    pub run: RunOptions,
+    /// `--incremental` (gitaly-backup's `-incremental`); `None`: a full
+    /// backup of every repository.
+    pub incremental: Option<IncrementalOptions>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IncrementalOptions {
+    /// `--max-chain`: a chain with this many steps is not extended; the
+    /// next change starts a new full backup.
+    pub max_chain: u32,
+    /// Rails up to 16.4 passes `-layout pointer -incremental -id <the full
+    /// backup's id>` (spec §8.1): a manifest already under the id is then
+    /// that Rails version's doing, a failure, not a finished job to resume.
+    pub existing_id_fails: bool,
+}
+
+#[derive(Debug)]
+pub struct CreateReport {
+    pub run: RunReport,
+    /// Whether the `backup_ids/<id>` marker was written (or already there).
+    pub marker: Result<bool, String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CreateError {
+    #[error("{0}")]
+    Node(#[from] crate::node::NodeError),
+    #[error("{0}")]
+    Git(#[from] crate::git::GitError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Find(#[from] super::backups::FindError),
+    #[error(
+        "{key} exists but no manifest names it: an earlier run with backup id {id} was interrupted \
+         and the repository has changed since; delete that directory or use another --id"
+    )]
+    Orphan { key: String, id: String },
+}
+
+pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) -> CreateReport {
+    let latest_id = match &options.incremental {
+        Some(_) => incremental::latest_backup_id(ctx).await,
+        None => None,
+    };
+    let work_ctx = ctx.clone();
+    let work_options = options.clone();
+    let work: Work = Arc::new(move |job: Job| {
+        let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
+        Box::pin(async move { back_up_job(&ctx, &options, latest_id.as_ref(), &job).await })
+    });
+    let report = ctx
+        .run_jobs(jobs, options.run.limits, CommandName::Create, work)
+        .await;
+    let marker = if report.input_error.is_none()
+        && !report.interrupted
+        && report.completed + report.already_done > 0
+    {
+        write_marker(ctx, &options.id).await
+    } else {
+        Ok(false)
+    };
+    CreateReport {
+        run: report,
+        marker,
+    }
+}
+
+/// The empty `backup_ids/<id>` object gitaly-backup 19.0 writes after a run.
+async fn write_marker(ctx: &Context, id: &BackupId) -> Result<bool, String> {
+    crate::failpoint::hit("create-before-marker");
+    let key = layout::backup_id_marker_key(id);
+    if let Some(files) = ctx.storage.local_files() {
+        let dir = key_dir(&key);
+        let _ = storage::blocking(&key, move || files.remove_stale_temporaries(&dir)).await;
+    }
+    match ctx
+        .storage
+        .put_bytes(&key, Vec::new(), WriteMode::CreateOnly)
+        .await
+    {
+        Ok(_) | Err(StorageError::AlreadyExists { .. }) => Ok(true),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+async fn back_up_job(
+    ctx: &Context,
+    options: &CreateOptions,
+    latest_id: Option<&BackupId>,
+    job: &Job,
+) -> Outcome {
+    let (storage_name, path) = match validate(job) {
+        Ok(valid) => valid,
+        Err(error) => return Outcome::Failed(error),
+    };
+    if options.run.local_storages_only && !ctx.roots.contains(&storage_name) {
+        return Outcome::Skipped(format!("storage {storage_name} is not on this node"));
+    }
+    let repository = match ctx.roots.resolve(&storage_name, &path) {
+        Ok(repository) => repository,
+        Err(error) => return Outcome::Failed(error.to_string()),
+    };
+    let manifest_key = layout::manifest_key(&storage_name, &path, &options.id);
+    let target = Target {
+        storage_name,
+        path,
+        repository,
+        id: options.id.clone(),
+        manifest_key,
+    };
+    if let Err(error) = remove_leftovers(ctx, &target).await {
+        return Outcome::Failed(error.to_string());
+    }
+    match ctx.storage.head(&target.manifest_key).await {
+        Ok(Some(_))
+            if options
+                .incremental
+                .as_ref()
+                .is_some_and(|i| i.existing_id_fails) =>
+        {
+            return Outcome::Failed(format!(
+                "incremental backups from this Rails version (GitLab 16.4 and older pass the full \
+                 backup's id, {}, which already has a manifest) are not supported; upgrade GitLab \
+                 or run a full backup",
+                target.id
+            ))
+        }
+        Ok(Some(_)) => {
+            return match repair_latest(ctx, &target).await {
+                Ok(()) => Outcome::AlreadyDone(format!("already backed up as {}", options.id)),
+                Err(error) => Outcome::Failed(error.to_string()),
+            }
+        }
+        Ok(None) => {}
+        Err(error) => return Outcome::Failed(error.to_string()),
+    }
+    match back_up(ctx, options, latest_id, &target).await {
+        Ok(()) => Outcome::Completed,
+        Err(error) => Outcome::Failed(error.to_string()),
+    }
+}
+
+/// Local storage: removes the temporary files a killed run of this host
+/// left where this repository's files of this id and its manifests go.
+async fn remove_leftovers(ctx: &Context, target: &Target) -> Result<(), CreateError> {
+    let Some(files) = ctx.storage.local_files() else {
+        // Object storage keeps no temporaries: an unfinished upload is
+        // invisible and aborted, or expired by the bucket's lifecycle rule.
+        return Ok(());
+    };
+    let keys = layout::step_keys(&target.storage_name, &target.path, &target.id, 1);
+    let step_dir = key_dir(&keys.bundle);
+    let manifest_dir = key_dir(&target.manifest_key);
+    let key = target.manifest_key.clone();
+    let removed = storage::blocking(&key, move || {
+        Ok(files.remove_stale_temporaries(&step_dir)?
+            + files.remove_stale_temporaries(&manifest_dir)?)
+    })
+    .await?;
+    if removed > 0 {
+        tracing::debug!(removed, repository = %target.path, "removed temporary files of a dead run");
+    }
+    Ok(())
+}
+
+/// The directory part of a key.
+fn key_dir(key: &Key) -> String {
+    key.as_str()
+        .rsplit_once('/')
+        .map(|(dir, _)| dir.to_owned())
+        .unwrap_or_default()
+}
+
+/// A resumed run finds this id's manifest written; `+latest.toml` may not
+/// have followed (a crash or a full disk in between). It is rewritten when
+/// missing, or when it differs and this id's manifest is the repository's
+/// newest, so a newer backup's copy is never replaced by an older one.
+async fn repair_latest(ctx: &Context, target: &Target) -> Result<(), CreateError> {
+    if ctx.immutable {
+        return Ok(());
+    }
+    let latest = layout::latest_manifest_key(&target.storage_name, &target.path);
+    let manifest = ctx.storage.get_bytes(&target.manifest_key).await?;
+    let current = match ctx.storage.get_bytes(&latest).await {
+        Ok(bytes) => Some(bytes),
+        Err(error) if error.is_not_found() => None,
+        Err(error) => return Err(error.into()),
+    };
+    let rewrite = match current {
+        None => true,
+        Some(bytes) if bytes == manifest => false,
+        Some(_) => {
+            let newest = super::backups::newest_manifest(
+                ctx.storage.as_ref(),
+                &target.storage_name,
+                &target.path,
+            )
+            .await?;
+            newest.is_some_and(|meta| meta.key == target.manifest_key)
+        }
+    };
+    if rewrite {
+        ctx.storage
+            .put_bytes(&latest, manifest, WriteMode::Overwrite)
+            .await?;
+        tracing::debug!(repository = %target.path, "repaired +latest.toml");
+    }
+    Ok(())
+}
+
+struct Target {
+    storage_name: StorageName,
+    path: RelativePath,
+    repository: PathBuf,
+    id: BackupId,
+    manifest_key: Key,
+}
+
+async fn back_up(
+    ctx: &Context,
+    options: &CreateOptions,
+    latest_id: Option<&BackupId>,
+    target: &Target,
+) -> Result<(), CreateError> {
+    if !repository_exists(&target.repository).await? {
+        let checked_at = (ctx.now)();
+        let manifest = Manifest {
+            empty: true,
+            non_existent: true,
+            steps: vec![new_step(target, 1, String::new())],
+            gitbak: Some(gitbak_info(checked_at, "", Vec::new())),
+            ..Manifest::default()
+        };
+        return write_manifest(ctx, target, &manifest).await;
+    }
+    let refs = ctx.git.snapshot_refs(&target.repository).await?;
+    // The backup's time is the state it records: the moment the refs
+    // were read, not when the last byte landed (`restore --at`).
+    let read_at = (ctx.now)();
+    let identity = ctx
+        .git
+        .identity_with_refs(&target.repository, &refs)
+        .await?;
+    let hooks = archive_hooks(target).await?;
+    let plan = match &options.incremental {
+        Some(incremental) => {
+            let current = incremental::Current {
+                refs: &refs,
+                identity: &identity,
+                hooks: hooks.as_deref(),
+            };
+            incremental::plan(ctx, target, incremental, latest_id, &current).await?
+        }
+        None => Plan::Full,
+    };
+    let info = |files| gitbak_info(read_at, identity.ref_format.name(), files);
+    let (steps, files, empty) = match plan {
+        Plan::Reuse(base) => {
+            tracing::debug!(repository = %target.path, "unchanged since its last backup: no new step");
+            let files = layout::chain::base_files(&base);
+            (base.steps, files, base.empty)
+        }
+        Plan::Full => {
+            let step = new_step(target, 1, String::new());
+            let bundle = (!refs.is_empty()).then(|| BundleSpec {
+                header: full_bundle_header(identity.object_format, &refs),
+                revisions: refs.tips().into_iter().map(str::to_owned).collect(),
+            });
+            let files = write_step(ctx, target, &step, &refs, hooks, bundle).await?;
+            (vec![step], files, refs.is_empty())
+        }
+        Plan::Increment { base, previous } => {
+            let last = base.steps.last().map(|step| step.ref_path.clone());
+            let step = new_step(target, base.steps.len() + 1, last.unwrap_or_default());
+            let bundle = incremental::bundle_spec(ctx, target, &identity, &refs, &previous).await?;
+            let written = write_step(ctx, target, &step, &refs, hooks, Some(bundle)).await?;
+            let mut files = layout::chain::base_files(&base);
+            files.extend(written);
+            let mut steps = base.steps;
+            steps.push(step);
+            (steps, files, false)
+        }
+    };
+    let manifest = Manifest {
+        empty,
+        non_existent: false,
+        object_format: identity.object_format.name().into(),
+        head_reference: identity.head_reference.clone(),
+        steps,
+        gitbak: Some(info(files)),
+    };
+    write_manifest(ctx, target, &manifest).await
+}
+
+/// Whether the repository exists; one gitbak may not read is an error that
+/// says so, rather than git's "not a git repository".
+async fn repository_exists(path: &Path) -> Result<bool, CreateError> {
+    let denied = |source: std::io::Error| {
+        CreateError::Node(crate::node::NodeError::Invalid(format!(
+            "cannot read repository {}: {source}; run gitbak as the user that owns the \
+             repositories (usually git) or as root",
+            path.display()
+        )))
+    };
+    match tokio::fs::metadata(path).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(denied(error)),
+    }
+    for probe in ["HEAD", "objects", "refs"] {
+        match tokio::fs::symlink_metadata(path.join(probe)).await {
+            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(denied(error))
+            }
+            _ => {}
+        }
+    }
+    if let Err(error) = tokio::fs::File::open(path.join("HEAD")).await {
+        if error.kind() == std::io::ErrorKind::PermissionDenied {
+            return Err(denied(error));
+        }
+    }
+    Ok(true)
+}
+
+/// `created_at` is when the refs were read (`read_at`, Unix seconds).
+fn gitbak_info(read_at: i64, ref_format: &str, files: Vec<FileDigest>) -> GitbakInfo {
+    GitbakInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        created_at: layout::rfc3339(read_at),
+        ref_format: ref_format.into(),
+        files,
+    }
+}
+
+/// Written last: readers take an existing manifest as proof that every file
+/// it names is complete (spec §3.4). `+latest.toml` follows, as in 19.0,
+/// except on write-once storage, where readers find the newest manifest by
+/// listing instead.
+async fn write_manifest(
+    ctx: &Context,
+    target: &Target,
+    manifest: &Manifest,
+) -> Result<(), CreateError> {
+    let text = manifest.render().into_bytes();
+    ctx.storage
+        .put_bytes(&target.manifest_key, text.clone(), WriteMode::CreateOnly)
+        .await?;
+    if ctx.immutable {
+        return Ok(());
+    }
+    crate::failpoint::hit("create-before-latest");
+    let latest = layout::latest_manifest_key(&target.storage_name, &target.path);
+    ctx.storage
+        .put_bytes(&latest, text, WriteMode::Overwrite)
+        .await?;
+    Ok(())
+}
