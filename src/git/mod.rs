@@ -6,6 +6,7 @@
 //! them touches backup storage.
 
 pub mod bundle;
+pub mod config_file;
 pub mod refs;
 pub mod repo;
 mod stream;
