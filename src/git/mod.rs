@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod config_file;
 pub mod refs;
+pub mod refs_files;
 pub mod repo;
 mod stream;
 

@@ -1,0 +1,291 @@
+//! `git show-ref --head` of a files-backend repository, read from its
+//! files without running git.
+//!
+//! Backing up an unchanged repository should cost a few file reads, not a
+//! git process (#10). This reader understands the shapes git itself writes
+//! (`HEAD`, loose refs under `refs/`, `packed-refs`) and produces the
+//! bytes `git show-ref --head` would print. Whatever it does not fully
+//! understand, or where show-ref would omit a ref or fail (a null or
+//! malformed object id, an invalid name, a dangling symbolic ref, a
+//! symlink, a dot-file such as reftable's `refs/heads/.invalid` stub, an
+//! unknown `packed-refs` trait), is `Unsupported`, and the caller runs git,
+//! whose answer is the definition. Blocking I/O: call it off the async
+//! threads. Never writes.
+//!
+//! Not checked: that each object exists. show-ref fails on a ref whose
+//! object is missing (a corrupt repository); this reader lists the ref,
+//! and the backup fails later when git packs the objects.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::config_file::{read_formats, read_small_file, unsupported, Unsupported};
+use super::refs::{RefLine, RefsSnapshot};
+use super::repo::is_valid_ref_name;
+use super::RefFormat;
+
+/// A loose ref file holds an object id or `ref: <target>`; anything
+/// longer is not one git wrote.
+const LOOSE_LIMIT: u64 = 4096;
+
+/// `packed-refs` of a repository with millions of refs is a few hundred
+/// MiB; beyond this, git reads it better than a `Vec` does.
+const PACKED_LIMIT: u64 = 512 * 1024 * 1024;
+
+/// Traits git writes in the `# pack-refs with:` header.
+const KNOWN_TRAITS: &[&str] = &["peeled", "fully-peeled", "sorted"];
+
+/// Per-worktree refs live under these prefixes; git treats them apart.
+const PER_WORKTREE: &[&str] = &["refs/bisect/", "refs/worktree/", "refs/rewritten/"];
+
+/// What a ref file says: an object id, or the name of another ref.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Object(String),
+    Symbolic(String),
+}
+
+/// The refs of `repository` exactly as `git show-ref --head` prints them,
+/// or why only git can tell.
+pub fn read_refs(repository: &Path) -> Result<RefsSnapshot, Unsupported> {
+    let (object_format, ref_format) = read_formats(repository)?;
+    if ref_format != RefFormat::Files || repository.join("reftable").exists() {
+        return Err(unsupported("reftable ref storage"));
+    }
+    let hex_len = object_format.hex_len();
+    // HEAD first, as show-ref resolves it before listing the other refs.
+    let head = read_value(&repository.join("HEAD"), hex_len)?
+        .ok_or_else(|| unsupported("no HEAD file"))?;
+    // Loose refs strictly before packed-refs, as git reads them, so that a
+    // concurrent `git pack-refs` (Gitaly's housekeeping) cannot hide a ref.
+    // pack-refs first commits the new packed-refs (a rename) holding every
+    // ref it packs, and only then deletes the loose files. A loose file we
+    // did not find was therefore deleted before our traversal reached its
+    // directory, after its ref was committed to packed-refs, and so before
+    // we open packed-refs below: that packed-refs has the ref, with the
+    // value it had when packed (or a later one). Read the other way round,
+    // an old packed-refs and a pruned loose file would both miss it.
+    // Deleting a ref also goes packed-refs first, loose file second, so a
+    // deleted ref seen in either read is one that existed during the read.
+    let mut loose = BTreeMap::new();
+    read_loose_dir(repository, "refs", hex_len, &mut loose)?;
+    let packed = read_packed_refs(repository, hex_len)?;
+    let refs = merge(loose, packed)?;
+    Ok(render(resolve_head(head, &refs)?, &refs))
+}
+
+/// Reads every loose ref under `dir` (relative to the repository) into
+/// `refs`. `.lock` files are skipped, as git does: they are refs being
+/// written, whose old value is still in place.
+fn read_loose_dir(
+    repository: &Path,
+    dir: &str,
+    hex_len: usize,
+    refs: &mut BTreeMap<String, Value>,
+) -> Result<(), Unsupported> {
+    let path = repository.join(dir);
+    if dir == "refs" && !std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_dir()) {
+        return Err(unsupported("refs is not a directory"));
+    }
+    let entries = match std::fs::read_dir(&path) {
+        Ok(entries) => entries,
+        // Emptied and removed by pack-refs since its parent was listed.
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound && dir != "refs" => {
+            return Ok(());
+        }
+        Err(error) => return Err(unsupported(format!("{}: {error}", path.display()))),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|error| unsupported(format!("{}: {error}", path.display())))?;
+        let file_name = entry.file_name();
+        let name = file_name
+            .to_str()
+            .ok_or_else(|| unsupported("a ref name is not UTF-8"))?;
+        if name.ends_with(".lock") {
+            continue;
+        }
+        let full_name = format!("{dir}/{name}");
+        if name.starts_with('.') {
+            return Err(unsupported(format!("{full_name} starts with a dot")));
+        }
+        let file_type = entry
+            .file_type()
+            .map_err(|error| unsupported(format!("{full_name}: {error}")))?;
+        if file_type.is_dir() {
+            read_loose_dir(repository, &full_name, hex_len, refs)?;
+        } else if file_type.is_file() {
+            check_name(&full_name)?;
+            // None: deleted since the listing; see the race in `read_refs`.
+            if let Some(value) = read_value(&repository.join(&full_name), hex_len)? {
+                refs.insert(full_name, value);
+            }
+        } else {
+            return Err(unsupported(format!("{full_name} is not a regular file")));
+        }
+    }
+    Ok(())
+}
+
+/// A ref name show-ref would print as is.
+fn check_name(name: &str) -> Result<(), Unsupported> {
+    if !is_valid_ref_name(name) || PER_WORKTREE.iter().any(|p| name.starts_with(p)) {
+        return Err(unsupported(format!("unusual ref name {name:?}")));
+    }
+    Ok(())
+}
+
+/// A loose ref or HEAD file; `None` when it does not exist.
+fn read_value(path: &Path, hex_len: usize) -> Result<Option<Value>, Unsupported> {
+    let Some(bytes) = read_small_file(path, LOOSE_LIMIT)? else {
+        return Ok(None);
+    };
+    let odd = || unsupported(format!("{} is not a ref git wrote", path.display()));
+    let text = std::str::from_utf8(&bytes).map_err(|_| odd())?;
+    let text = text.strip_suffix('\n').ok_or_else(odd)?;
+    if let Some(target) = text.strip_prefix("ref: ") {
+        check_name(target)?;
+        return Ok(Some(Value::Symbolic(target.to_owned())));
+    }
+    check_object_id(text, hex_len).map_err(|_| odd())?;
+    Ok(Some(Value::Object(text.to_owned())))
+}
+
+/// Lowercase hex of the repository's hash, not all zeros (show-ref fails
+/// on a null id).
+fn check_object_id(text: &str, hex_len: usize) -> Result<(), Unsupported> {
+    let hex = text.len() == hex_len
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex || text.bytes().all(|b| b == b'0') {
+        return Err(unsupported(format!("unusual object id {text:?}")));
+    }
+    Ok(())
+}
+
+/// The refs of `packed-refs` (none when it does not exist). Peeled lines
+/// (`^<oid>`, the object an annotated tag points at) are checked and
+/// skipped: show-ref without `-d` does not print them.
+fn read_packed_refs(
+    repository: &Path,
+    hex_len: usize,
+) -> Result<BTreeMap<String, String>, Unsupported> {
+    let mut refs = BTreeMap::new();
+    let Some(bytes) = read_small_file(&repository.join("packed-refs"), PACKED_LIMIT)? else {
+        return Ok(refs);
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| unsupported("packed-refs not UTF-8"))?;
+    if text.is_empty() {
+        return Ok(refs);
+    }
+    let body = text
+        .strip_suffix('\n')
+        .ok_or_else(|| unsupported("packed-refs lacks its last newline"))?;
+    let mut lines = body.split('\n').peekable();
+    let mut sorted = false;
+    if let Some(traits) = lines
+        .peek()
+        .and_then(|l| l.strip_prefix("# pack-refs with:"))
+    {
+        for name in traits.split(' ').filter(|name| !name.is_empty()) {
+            if !KNOWN_TRAITS.contains(&name) {
+                return Err(unsupported(format!("packed-refs trait {name:?}")));
+            }
+            sorted |= name == "sorted";
+        }
+        lines.next();
+    }
+    let mut previous: Option<&str> = None;
+    for line in lines {
+        if let Some(peeled) = line.strip_prefix('^') {
+            if previous.is_none() {
+                return Err(unsupported("packed-refs has a stray peeled line"));
+            }
+            check_object_id(peeled, hex_len)?;
+            continue;
+        }
+        let (object_id, name) = line
+            .split_once(' ')
+            .ok_or_else(|| unsupported(format!("packed-refs line {line:?}")))?;
+        check_object_id(object_id, hex_len)?;
+        check_name(name)?;
+        // git trusts a file that says it is sorted; one that is not would
+        // confuse its merge with the loose refs.
+        if sorted && previous.is_some_and(|previous| previous >= name) {
+            return Err(unsupported("packed-refs is not sorted as it claims"));
+        }
+        if refs.insert(name.to_owned(), object_id.to_owned()).is_some() {
+            return Err(unsupported(format!("packed-refs lists {name} twice")));
+        }
+        previous = Some(name);
+    }
+    Ok(refs)
+}
+
+/// Loose refs win over packed ones; a loose symbolic ref takes the object
+/// id of its target, as show-ref prints it. A target that is itself
+/// symbolic or missing is left to git (it would follow the chain, or omit
+/// the dangling ref).
+fn merge(
+    loose: BTreeMap<String, Value>,
+    mut refs: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, Unsupported> {
+    let mut symbolic = Vec::new();
+    for (name, value) in &loose {
+        match value {
+            Value::Object(object_id) => {
+                refs.insert(name.clone(), object_id.clone());
+            }
+            Value::Symbolic(target) => symbolic.push((name, target)),
+        }
+    }
+    for (name, target) in symbolic {
+        let object_id = match loose.get(target) {
+            Some(Value::Object(object_id)) => object_id,
+            Some(Value::Symbolic(_)) => {
+                return Err(unsupported(format!("{name} is a chain of symbolic refs")));
+            }
+            None => refs
+                .get(target)
+                .ok_or_else(|| unsupported(format!("{name} points at a missing ref")))?,
+        };
+        refs.insert(name.clone(), object_id.clone());
+    }
+    Ok(refs)
+}
+
+/// HEAD's object id, `None` for an unborn branch (show-ref prints no HEAD
+/// line then).
+fn resolve_head(
+    head: Value,
+    refs: &BTreeMap<String, String>,
+) -> Result<Option<String>, Unsupported> {
+    match head {
+        Value::Object(object_id) => Ok(Some(object_id)),
+        Value::Symbolic(target) => Ok(refs.get(&target).cloned()),
+    }
+}
+
+/// show-ref's output: HEAD, then every ref in byte order of its full name
+/// (`BTreeMap<String, _>` iterates in that order, as git sorts).
+fn render(head: Option<String>, refs: &BTreeMap<String, String>) -> RefsSnapshot {
+    let mut lines = Vec::with_capacity(refs.len() + 1);
+    if let Some(object_id) = head {
+        lines.push(RefLine {
+            object_id,
+            name: "HEAD".to_owned(),
+        });
+    }
+    lines.extend(refs.iter().map(|(name, object_id)| RefLine {
+        object_id: object_id.clone(),
+        name: name.clone(),
+    }));
+    let mut bytes = Vec::with_capacity(lines.len() * 80);
+    for line in &lines {
+        bytes.extend_from_slice(line.object_id.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(line.name.as_bytes());
+        bytes.push(b'\n');
+    }
+    RefsSnapshot { bytes, lines }
+}
