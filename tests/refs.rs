@@ -134,6 +134,19 @@ fn refs_loose_and_packed_read_as_show_ref_prints_them() {
             .unwrap()
             .contains('^'));
         assert_read_as_git(&env, &repository, &case("packed, peeled tags"));
+        // An old-style packed-refs: no header, in no order.
+        let packed_refs = std::fs::read_to_string(repository.join("packed-refs")).unwrap();
+        let mut records: Vec<String> = Vec::new();
+        for line in packed_refs.lines().skip(1) {
+            match line.starts_with('^') {
+                true => records.last_mut().unwrap().push_str(&format!("{line}\n")),
+                false => records.push(format!("{line}\n")),
+            }
+        }
+        records.reverse();
+        std::fs::write(repository.join("packed-refs"), records.concat()).unwrap();
+        assert_read_as_git(&env, &repository, &case("packed-refs unsorted"));
+        std::fs::write(repository.join("packed-refs"), &packed_refs).unwrap();
         // Loose wins over packed.
         env.git(&repository, ["update-ref", "refs/heads/a-b", &commits[2]]);
         env.git(&repository, ["update-ref", "refs/heads/new/x", &commits[2]]);
@@ -245,6 +258,16 @@ fn refs_of_unusual_shapes_are_left_to_git() {
             "unknown packed-refs trait",
             Box::new(|| {
                 let changed = packed_refs.replacen("sorted", "sorted future", 1);
+                std::fs::write(repository.join("packed-refs"), changed).unwrap();
+            }),
+            Box::new(|| std::fs::write(repository.join("packed-refs"), &packed_refs).unwrap()),
+        ),
+        (
+            "packed-refs not sorted as it claims",
+            Box::new(|| {
+                let mut lines: Vec<&str> = packed_refs.lines().collect();
+                lines[1..].reverse();
+                let changed = lines.join("\n") + "\n";
                 std::fs::write(repository.join("packed-refs"), changed).unwrap();
             }),
             Box::new(|| std::fs::write(repository.join("packed-refs"), &packed_refs).unwrap()),

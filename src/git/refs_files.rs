@@ -69,9 +69,14 @@ pub fn read_refs(repository: &Path) -> Result<RefsSnapshot, Unsupported> {
     // deleted ref seen in either read is one that existed during the read.
     let mut loose = BTreeMap::new();
     read_loose_dir(repository, "refs", hex_len, &mut loose)?;
-    let packed = read_packed_refs(repository, hex_len)?;
-    let refs = merge(loose, packed)?;
-    Ok(render(resolve_head(head, &refs)?, &refs))
+    let packed_text = read_packed_refs(repository)?;
+    let packed = parse_packed_refs(&packed_text, hex_len)?;
+    let head = match &head {
+        Value::Object(object_id) => Some(object_id.as_str()),
+        // None: an unborn branch, and show-ref prints no HEAD line.
+        Value::Symbolic(target) => object_id_of(&loose, &packed, target, true)?,
+    };
+    render(head, &loose, &packed)
 }
 
 /// Reads every loose ref under `dir` (relative to the repository) into
@@ -163,20 +168,18 @@ fn check_object_id(text: &str, hex_len: usize) -> Result<(), Unsupported> {
     Ok(())
 }
 
-/// The refs of `packed-refs` (none when it does not exist). Peeled lines
-/// (`^<oid>`, the object an annotated tag points at) are checked and
+/// `packed-refs` as text, empty when it does not exist.
+fn read_packed_refs(repository: &Path) -> Result<String, Unsupported> {
+    let bytes = read_small_file(&repository.join("packed-refs"), PACKED_LIMIT)?;
+    String::from_utf8(bytes.unwrap_or_default()).map_err(|_| unsupported("packed-refs not UTF-8"))
+}
+
+/// The `(name, object id)` pairs of `packed-refs`, sorted by name. Peeled
+/// lines (`^<oid>`, the object an annotated tag points at) are checked and
 /// skipped: show-ref without `-d` does not print them.
-fn read_packed_refs(
-    repository: &Path,
-    hex_len: usize,
-) -> Result<BTreeMap<String, String>, Unsupported> {
-    let mut refs = BTreeMap::new();
-    let Some(bytes) = read_small_file(&repository.join("packed-refs"), PACKED_LIMIT)? else {
-        return Ok(refs);
-    };
-    let text = std::str::from_utf8(&bytes).map_err(|_| unsupported("packed-refs not UTF-8"))?;
+fn parse_packed_refs(text: &str, hex_len: usize) -> Result<Vec<(&str, &str)>, Unsupported> {
     if text.is_empty() {
-        return Ok(refs);
+        return Ok(Vec::new());
     }
     let body = text
         .strip_suffix('\n')
@@ -195,10 +198,10 @@ fn read_packed_refs(
         }
         lines.next();
     }
-    let mut previous: Option<&str> = None;
+    let mut refs: Vec<(&str, &str)> = Vec::new();
     for line in lines {
         if let Some(peeled) = line.strip_prefix('^') {
-            if previous.is_none() {
+            if refs.is_empty() {
                 return Err(unsupported("packed-refs has a stray peeled line"));
             }
             check_object_id(peeled, hex_len)?;
@@ -211,75 +214,86 @@ fn read_packed_refs(
         check_name(name)?;
         // git trusts a file that says it is sorted; one that is not would
         // confuse its merge with the loose refs.
-        if sorted && previous.is_some_and(|previous| previous >= name) {
+        if sorted && refs.last().is_some_and(|(previous, _)| *previous >= name) {
             return Err(unsupported("packed-refs is not sorted as it claims"));
         }
-        if refs.insert(name.to_owned(), object_id.to_owned()).is_some() {
-            return Err(unsupported(format!("packed-refs lists {name} twice")));
+        refs.push((name, object_id));
+    }
+    if !sorted {
+        refs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if refs.windows(2).any(|pair| pair[0].0 == pair[1].0) {
+            return Err(unsupported("packed-refs lists a ref twice"));
         }
-        previous = Some(name);
     }
     Ok(refs)
 }
 
-/// Loose refs win over packed ones; a loose symbolic ref takes the object
-/// id of its target, as show-ref prints it. A target that is itself
+/// The object id `name` stands for: loose wins over packed, and with
+/// `follow`, a loose symbolic ref takes its target's id, as show-ref
+/// prints it. `None` when there is no such ref. A target that is itself
 /// symbolic or missing is left to git (it would follow the chain, or omit
 /// the dangling ref).
-fn merge(
-    loose: BTreeMap<String, Value>,
-    mut refs: BTreeMap<String, String>,
-) -> Result<BTreeMap<String, String>, Unsupported> {
-    let mut symbolic = Vec::new();
-    for (name, value) in &loose {
-        match value {
-            Value::Object(object_id) => {
-                refs.insert(name.clone(), object_id.clone());
-            }
-            Value::Symbolic(target) => symbolic.push((name, target)),
-        }
-    }
-    for (name, target) in symbolic {
-        let object_id = match loose.get(target) {
-            Some(Value::Object(object_id)) => object_id,
-            Some(Value::Symbolic(_)) => {
-                return Err(unsupported(format!("{name} is a chain of symbolic refs")));
-            }
-            None => refs
-                .get(target)
-                .ok_or_else(|| unsupported(format!("{name} points at a missing ref")))?,
-        };
-        refs.insert(name.clone(), object_id.clone());
-    }
-    Ok(refs)
-}
-
-/// HEAD's object id, `None` for an unborn branch (show-ref prints no HEAD
-/// line then).
-fn resolve_head(
-    head: Value,
-    refs: &BTreeMap<String, String>,
-) -> Result<Option<String>, Unsupported> {
-    match head {
-        Value::Object(object_id) => Ok(Some(object_id)),
-        Value::Symbolic(target) => Ok(refs.get(&target).cloned()),
+fn object_id_of<'a>(
+    loose: &'a BTreeMap<String, Value>,
+    packed: &[(&'a str, &'a str)],
+    name: &str,
+    follow: bool,
+) -> Result<Option<&'a str>, Unsupported> {
+    match loose.get(name) {
+        Some(Value::Object(object_id)) => Ok(Some(object_id)),
+        Some(Value::Symbolic(target)) if follow => object_id_of(loose, packed, target, false)?
+            .map(Some)
+            .ok_or_else(|| unsupported(format!("{name} points at a missing ref"))),
+        Some(Value::Symbolic(_)) => Err(unsupported(format!("{name} is a symbolic ref chain"))),
+        None => Ok(packed
+            .binary_search_by(|(packed_name, _)| (*packed_name).cmp(name))
+            .ok()
+            .map(|index| packed[index].1)),
     }
 }
 
 /// show-ref's output: HEAD, then every ref in byte order of its full name
-/// (`BTreeMap<String, _>` iterates in that order, as git sorts).
-fn render(head: Option<String>, refs: &BTreeMap<String, String>) -> RefsSnapshot {
-    let mut lines = Vec::with_capacity(refs.len() + 1);
-    if let Some(object_id) = head {
+/// (how git sorts), loose and packed merged with loose winning.
+fn render(
+    head: Option<&str>,
+    loose: &BTreeMap<String, Value>,
+    packed: &[(&str, &str)],
+) -> Result<RefsSnapshot, Unsupported> {
+    let mut lines = Vec::with_capacity(loose.len() + packed.len() + 1);
+    let mut push = |object_id: &str, name: &str| {
         lines.push(RefLine {
-            object_id,
-            name: "HEAD".to_owned(),
+            object_id: object_id.to_owned(),
+            name: name.to_owned(),
         });
+    };
+    if let Some(object_id) = head {
+        push(object_id, "HEAD");
     }
-    lines.extend(refs.iter().map(|(name, object_id)| RefLine {
-        object_id: object_id.clone(),
-        name: name.clone(),
-    }));
+    let mut loose_refs = loose.keys().map(String::as_str).peekable();
+    let mut packed_refs = packed.iter().peekable();
+    loop {
+        let take_loose = match (loose_refs.peek(), packed_refs.peek()) {
+            (None, None) => break,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (Some(&loose_name), Some(&&(packed_name, _))) => loose_name <= packed_name,
+        };
+        if take_loose {
+            let name = loose_refs.next().expect("peeked above");
+            if packed_refs
+                .peek()
+                .is_some_and(|(packed_name, _)| *packed_name == name)
+            {
+                packed_refs.next();
+            }
+            let object_id =
+                object_id_of(loose, packed, name, true)?.expect("a loose name resolves or errs");
+            push(object_id, name);
+        } else {
+            let (name, object_id) = packed_refs.next().expect("peeked above");
+            push(object_id, name);
+        }
+    }
     let mut bytes = Vec::with_capacity(lines.len() * 80);
     for line in &lines {
         bytes.extend_from_slice(line.object_id.as_bytes());
@@ -287,5 +301,5 @@ fn render(head: Option<String>, refs: &BTreeMap<String, String>) -> RefsSnapshot
         bytes.extend_from_slice(line.name.as_bytes());
         bytes.push(b'\n');
     }
-    RefsSnapshot { bytes, lines }
+    Ok(RefsSnapshot { bytes, lines })
 }
