@@ -121,7 +121,11 @@ fn read_loose_dir(
         } else if file_type.is_file() {
             check_name(&full_name)?;
             // None: deleted since the listing; see the race in `read_refs`.
-            if let Some(value) = read_value(&repository.join(&full_name), hex_len)? {
+            let bytes = read_loose_file(&repository.join(&full_name))?;
+            if let Some(value) = bytes
+                .map(|b| parse_value(&b, &full_name, hex_len))
+                .transpose()?
+            {
                 refs.insert(full_name, value);
             }
         } else {
@@ -144,15 +148,52 @@ fn read_value(path: &Path, hex_len: usize) -> Result<Option<Value>, Unsupported>
     let Some(bytes) = read_small_file(path, LOOSE_LIMIT)? else {
         return Ok(None);
     };
-    let odd = || unsupported(format!("{} is not a ref git wrote", path.display()));
-    let text = std::str::from_utf8(&bytes).map_err(|_| odd())?;
+    parse_value(&bytes, &path.display().to_string(), hex_len).map(Some)
+}
+
+/// A loose ref file the directory listing said is a regular file; `None`
+/// when it no longer exists. Opened without following a symlink put there
+/// since, and read without a `stat`: with thousands of loose refs, the
+/// system calls per file are the cost.
+fn read_loose_file(path: &Path) -> Result<Option<Vec<u8>>, Unsupported> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let odd = |error: std::io::Error| unsupported(format!("{}: {error}", path.display()));
+    let nofollow = rustix::fs::OFlags::NOFOLLOW.bits() as i32;
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(odd(error)),
+    };
+    let mut buffer = [0u8; LOOSE_LIMIT as usize + 1];
+    let mut length = 0;
+    loop {
+        match file.read(&mut buffer[length..]).map_err(odd)? {
+            0 => break,
+            read => length += read,
+        }
+        if length == buffer.len() {
+            return Err(unsupported(format!("{}: too large", path.display())));
+        }
+    }
+    Ok(Some(buffer[..length].to_vec()))
+}
+
+/// `<object id>\n` or `ref: <target>\n`, exactly as git writes them.
+fn parse_value(bytes: &[u8], what: &str, hex_len: usize) -> Result<Value, Unsupported> {
+    let odd = || unsupported(format!("{what} is not a ref git wrote"));
+    let text = std::str::from_utf8(bytes).map_err(|_| odd())?;
     let text = text.strip_suffix('\n').ok_or_else(odd)?;
     if let Some(target) = text.strip_prefix("ref: ") {
         check_name(target)?;
-        return Ok(Some(Value::Symbolic(target.to_owned())));
+        return Ok(Value::Symbolic(target.to_owned()));
     }
     check_object_id(text, hex_len).map_err(|_| odd())?;
-    Ok(Some(Value::Object(text.to_owned())))
+    Ok(Value::Object(text.to_owned()))
 }
 
 /// Lowercase hex of the repository's hash, not all zeros (show-ref fails
