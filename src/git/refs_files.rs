@@ -344,3 +344,58 @@ fn render(
     }
     Ok(RefsSnapshot { bytes, lines })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_refs_parse_or_are_left_to_git() {
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        let header = "# pack-refs with: peeled fully-peeled sorted \n";
+        let text = format!("{header}{a} refs/heads/x\n{b} refs/tags/v\n^{a}\n");
+        let refs = parse_packed_refs(&text, 40).unwrap();
+        assert_eq!(
+            refs,
+            vec![("refs/heads/x", a.as_str()), ("refs/tags/v", &b)]
+        );
+        let unsorted = format!("{b} refs/tags/v\n{a} refs/heads/x\n");
+        assert_eq!(parse_packed_refs(&unsorted, 40).unwrap(), refs);
+        for odd in [
+            format!("{header}^{a}\n{a} refs/heads/x\n"),
+            format!("{a} refs/heads/x\n{a} refs/heads/x\n"),
+            format!("{header}{b} refs/tags/v\n{a} refs/heads/x\n"),
+            format!("{a} refs/heads/x\r\n"),
+            format!("{a} refs/heads/x"),
+            format!("{a}  refs/heads/x\n"),
+            format!("{} refs/heads/x\n", "0".repeat(40)),
+            format!("{} refs/heads/x\n", "A".repeat(40)),
+            format!("{} refs/heads/x\n", "a".repeat(64)),
+            format!("{a} HEAD\n"),
+            format!("# pack-refs with: peeled future\n{a} refs/heads/x\n"),
+            format!("# comment\n{a} refs/heads/x\n"),
+        ] {
+            assert!(parse_packed_refs(&odd, 40).is_err(), "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn loose_values_parse_or_are_left_to_git() {
+        let a = "a".repeat(40);
+        let value = parse_value(format!("{a}\n").as_bytes(), "x", 40).unwrap();
+        assert_eq!(value, Value::Object(a.clone()));
+        let value = parse_value(b"ref: refs/heads/main\n", "x", 40).unwrap();
+        assert_eq!(value, Value::Symbolic("refs/heads/main".into()));
+        for odd in [
+            a.clone(),
+            format!("{a} \n"),
+            format!("{a}\n\n"),
+            "ref:refs/heads/main\n".into(),
+            "ref: HEAD\n".into(),
+            "ref: refs/heads/.invalid\n".into(),
+            format!("{}\n", "0".repeat(40)),
+        ] {
+            assert!(parse_value(odd.as_bytes(), "x", 40).is_err(), "{odd:?}");
+        }
+    }
+}
