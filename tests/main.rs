@@ -6,6 +6,7 @@
 //! stdin), `gitaly_mode` (gitbak as GitLab's backup.rake drives
 //! gitaly-backup), `crash` (restores killed or interrupted at each
 //! failpoint), `removal` (what a restore removes, through the library),
+//! `refs` (refs read without git, as `git show-ref --head` prints them),
 //! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
 //! them, and gitbak backups read by gitaly-backup's algorithm), `history`
 //! (ten incremental backups of a changing repository), and
@@ -23,6 +24,7 @@ mod generated;
 mod gitaly_mode;
 mod history;
 mod intake;
+mod refs;
 mod regression;
 mod removal;
 mod restore;

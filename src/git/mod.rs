@@ -6,8 +6,10 @@
 //! them touches backup storage.
 
 pub mod bundle;
+pub mod config_file;
 pub mod increment;
 pub mod refs;
+pub mod refs_files;
 pub mod repo;
 mod stream;
 

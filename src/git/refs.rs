@@ -6,6 +6,8 @@
 
 use std::path::Path;
 
+use super::config_file::{read_formats, read_small_file};
+use super::refs_files::read_refs;
 use super::{Git, GitError, ObjectFormat, RefFormat};
 
 /// One line of a refs file.
@@ -117,30 +119,36 @@ pub struct RepositoryIdentity {
 
 impl Git {
     /// The identity of a repository whose refs were just listed. In the
-    /// common case (files backend, some refs) HEAD's file and the length of
-    /// the object ids say everything, which saves a git process per
+    /// common case (files backend) `config` and HEAD's file say everything,
+    /// also for an empty repository, which saves a git process per
     /// repository; anything unusual asks git.
     pub async fn identity_with_refs(
         &self,
         repository: &Path,
         refs: &RefsSnapshot,
     ) -> Result<RepositoryIdentity, GitError> {
-        let head = repository.join("HEAD");
-        let reftable = repository.join("reftable");
+        let path = repository.to_owned();
+        // Blocking file reads: on the blocking pool, off the async workers.
         let read = tokio::task::spawn_blocking(move || {
-            let meta = std::fs::symlink_metadata(&head).ok()?;
-            if !meta.is_file() || meta.len() > 4096 || reftable.exists() {
+            // Belt and braces: a reftable directory beside a config that
+            // does not say so is something only git can sort out.
+            if path.join("reftable").exists() {
                 return None;
             }
-            std::fs::read(&head).ok()
+            let formats = read_formats(&path).ok()?;
+            let head = read_small_file(&path.join("HEAD"), 4096).ok()??;
+            Some((formats, head))
         })
         .await
         .ok()
         .flatten();
-        if let Some(identity) = read.and_then(|head| identity_from_head_file(&head, refs)) {
-            return Ok(identity);
+        let identity = read.and_then(|((object_format, ref_format), head)| {
+            identity_from_files(object_format, ref_format, &head, refs)
+        });
+        match identity {
+            Some(identity) => Ok(identity),
+            None => self.identity(repository).await,
         }
-        self.identity(repository).await
     }
 
     pub async fn identity(&self, repository: &Path) -> Result<RepositoryIdentity, GitError> {
@@ -196,8 +204,27 @@ impl Git {
         })
     }
 
-    /// All references, HEAD first if it resolves; empty for an empty repository.
+    /// All references, HEAD first if it resolves; empty for an empty
+    /// repository. Read from the files of a files-backend repository (no
+    /// git process: an unchanged repository costs a few file reads), else
+    /// from `git show-ref --head`; the bytes are the same either way.
     pub async fn snapshot_refs(&self, repository: &Path) -> Result<RefsSnapshot, GitError> {
+        let path = repository.to_owned();
+        // Blocking file reads: on the blocking pool, off the async workers.
+        match tokio::task::spawn_blocking(move || read_refs(&path)).await {
+            Ok(Ok(snapshot)) => return Ok(snapshot),
+            Ok(Err(reason)) => tracing::debug!(%reason, "refs read by git"),
+            // The reader panicked: git still knows the answer.
+            Err(error) => tracing::debug!(%error, "refs read by git"),
+        }
+        self.snapshot_refs_with_git(repository).await
+    }
+
+    /// `git show-ref --head`, whatever the repository's shape.
+    pub async fn snapshot_refs_with_git(
+        &self,
+        repository: &Path,
+    ) -> Result<RefsSnapshot, GitError> {
         // show-ref exits 1 when there is nothing to show.
         let (_, bytes) = self
             .output(repository, &["show-ref", "--head"], &[1])
@@ -206,15 +233,23 @@ impl Git {
     }
 }
 
-/// What a files-backend HEAD (`ref: <target>` or a detached object id)
-/// and the refs' object ids tell; `None` where only git can tell (no refs,
-/// the reftable backend's placeholder HEAD, anything odd).
-fn identity_from_head_file(head: &[u8], refs: &RefsSnapshot) -> Option<RepositoryIdentity> {
-    let object_format = match refs.lines.first()?.object_id.len() {
-        40 => ObjectFormat::Sha1,
-        64 => ObjectFormat::Sha256,
-        _ => return None,
-    };
+/// What a files-backend repository's formats (from `config`) and HEAD
+/// (`ref: <target>` or a detached object id) tell; `None` where only git
+/// can tell (the reftable backend, refs of another hash, anything odd).
+fn identity_from_files(
+    object_format: ObjectFormat,
+    ref_format: RefFormat,
+    head: &[u8],
+    refs: &RefsSnapshot,
+) -> Option<RepositoryIdentity> {
+    if ref_format != RefFormat::Files {
+        return None;
+    }
+    if let Some(first) = refs.lines.first() {
+        if first.object_id.len() != object_format.hex_len() {
+            return None;
+        }
+    }
     let text = std::str::from_utf8(head).ok()?.strip_suffix('\n')?;
     let head_reference = match text.strip_prefix("ref: ") {
         // The reftable backend keeps this stub so older gits refuse the repository.
@@ -228,7 +263,7 @@ fn identity_from_head_file(head: &[u8], refs: &RefsSnapshot) -> Option<Repositor
     };
     Some(RepositoryIdentity {
         object_format,
-        ref_format: RefFormat::Files,
+        ref_format,
         head_reference,
     })
 }
@@ -238,32 +273,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn identity_from_head_file_or_none() {
+    fn identity_from_files_or_none() {
+        use ObjectFormat::{Sha1, Sha256};
         let sha1 = "a".repeat(40);
         let refs = RefsSnapshot::parse(format!("{sha1} refs/heads/main\n").into_bytes()).unwrap();
-        let identity = identity_from_head_file(b"ref: refs/heads/main\n", &refs).unwrap();
-        assert_eq!(identity.object_format, ObjectFormat::Sha1);
+        let files =
+            |format, head: &[u8], refs| identity_from_files(format, RefFormat::Files, head, refs);
+        let identity = files(Sha1, b"ref: refs/heads/main\n", &refs).unwrap();
+        assert_eq!(identity.object_format, Sha1);
         assert_eq!(identity.ref_format, RefFormat::Files);
         assert_eq!(identity.head_reference.as_deref(), Some("refs/heads/main"));
-        let detached = identity_from_head_file(format!("{sha1}\n").as_bytes(), &refs).unwrap();
+        let detached = files(Sha1, format!("{sha1}\n").as_bytes(), &refs).unwrap();
         assert_eq!(detached.head_reference, None);
         let sha256 = "b".repeat(64);
         let refs256 =
             RefsSnapshot::parse(format!("{sha256} refs/heads/main\n").into_bytes()).unwrap();
-        let identity = identity_from_head_file(b"ref: refs/heads/x\n", &refs256).unwrap();
-        assert_eq!(identity.object_format, ObjectFormat::Sha256);
+        let identity = files(Sha256, b"ref: refs/heads/x\n", &refs256).unwrap();
+        assert_eq!(identity.object_format, Sha256);
+        // An empty repository: the formats come from config alone.
         let empty = RefsSnapshot::parse(Vec::new()).unwrap();
-        for (head, refs) in [
-            (&b"ref: refs/heads/main\n"[..], &empty),
-            (b"ref: refs/heads/.invalid\n", &refs),
-            (b"ref: HEAD\n", &refs),
-            (b"ref: refs/heads/main", &refs),
-            (b"ref: refs/heads/a..b\n", &refs),
-            (format!("{sha256}\n").as_bytes(), &refs),
-            (b"garbage\n", &refs),
+        let identity = files(Sha256, b"ref: refs/heads/main\n", &empty).unwrap();
+        assert_eq!(identity.object_format, Sha256);
+        assert_eq!(identity.head_reference.as_deref(), Some("refs/heads/main"));
+        let reftable =
+            identity_from_files(Sha1, RefFormat::Reftable, b"ref: refs/heads/main\n", &refs);
+        assert!(reftable.is_none());
+        for (format, head, refs) in [
+            (Sha256, &b"ref: refs/heads/main\n"[..], &refs),
+            (Sha1, b"ref: refs/heads/.invalid\n", &refs),
+            (Sha1, b"ref: HEAD\n", &refs),
+            (Sha1, b"ref: refs/heads/main", &refs),
+            (Sha1, b"ref: refs/heads/a..b\n", &refs),
+            (Sha1, format!("{sha256}\n").as_bytes(), &refs),
+            (Sha1, b"garbage\n", &refs),
         ] {
             assert!(
-                identity_from_head_file(head, refs).is_none(),
+                files(format, head, refs).is_none(),
                 "{:?}",
                 String::from_utf8_lossy(head)
             );
