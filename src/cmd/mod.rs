@@ -44,6 +44,24 @@ pub struct RunOptions {
     pub local_storages_only: bool,
 }
 
+/// A job's storage and path, checked, or the outcome that ends the job
+/// here: a malformed one fails; under `--local-storages-only`, one whose
+/// storage is not on this node is skipped.
+pub(crate) fn admit(
+    ctx: &Context,
+    run: &RunOptions,
+    job: &crate::job::Job,
+) -> Result<(StorageName, RelativePath), crate::job::scheduler::Outcome> {
+    use crate::job::scheduler::Outcome;
+    let (storage_name, path) = validate(job).map_err(Outcome::Failed)?;
+    if run.local_storages_only && !ctx.roots.contains(&storage_name) {
+        return Err(Outcome::Skipped(format!(
+            "storage {storage_name} is not on this node"
+        )));
+    }
+    Ok((storage_name, path))
+}
+
 /// A job's storage and path, checked.
 pub(crate) fn validate(job: &crate::job::Job) -> Result<(StorageName, RelativePath), String> {
     let storage = StorageName::parse(&job.storage_name).map_err(|error| error.to_string())?;

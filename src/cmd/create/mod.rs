@@ -25,7 +25,7 @@ use crate::storage::{self, Key, StorageError, StorageExt, WriteMode};
 use self::bundle::BundleSpec;
 use self::incremental::Plan;
 use self::step::{archive_hooks, new_step, write_step};
-use super::{validate, Context, RunOptions};
+use super::{admit, Context, RunOptions};
 
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
@@ -123,13 +123,10 @@ async fn back_up_job(
     latest_id: Option<&BackupId>,
     job: &Job,
 ) -> Outcome {
-    let (storage_name, path) = match validate(job) {
-        Ok(valid) => valid,
-        Err(error) => return Outcome::Failed(error),
+    let (storage_name, path) = match admit(ctx, &options.run, job) {
+        Ok(admitted) => admitted,
+        Err(outcome) => return outcome,
     };
-    if options.run.local_storages_only && !ctx.roots.contains(&storage_name) {
-        return Outcome::Skipped(format!("storage {storage_name} is not on this node"));
-    }
     let repository = match ctx.roots.resolve(&storage_name, &path) {
         Ok(repository) => repository,
         Err(error) => return Outcome::Failed(error.to_string()),

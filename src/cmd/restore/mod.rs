@@ -25,7 +25,7 @@ use crate::node::{hooks, NodeError};
 use crate::storage::{Key, StorageError};
 
 use super::backups::{self, FindError};
-use super::{validate, Context, RunOptions};
+use super::{admit, Context, RunOptions};
 
 mod build;
 mod head;
@@ -131,13 +131,10 @@ async fn restore_job(
     ledger: &SharedLedger,
     job: &Job,
 ) -> Outcome {
-    let (storage_name, path) = match validate(job) {
-        Ok(valid) => valid,
-        Err(error) => return Outcome::Failed(error),
+    let (storage_name, path) = match admit(ctx, &options.run, job) {
+        Ok(admitted) => admitted,
+        Err(outcome) => return outcome,
     };
-    if options.run.local_storages_only && !ctx.roots.contains(&storage_name) {
-        return Outcome::Skipped(format!("storage {storage_name} is not on this node"));
-    }
     let result = async {
         let repository = ctx.roots.resolve(&storage_name, &path)?;
         let storage_root = ctx.roots.root(&storage_name)?.to_path_buf();
