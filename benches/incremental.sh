@@ -185,19 +185,22 @@ print(len(tomllib.load(open(sys.argv[1], "rb"))["steps"]))' "$chain/manifests/de
 [ "$steps" = "$CHAIN" ] || fail "the chain has $steps steps, not $CHAIN"
 "$GITBAK" create --path "$scratch/final" --storage "default=$root/storage" --id final \
 	<"$chain_jobs" >"$scratch/final-create.log"
+# restore_from LOCATION ID: restores the chained repository into $scratch/restored.
+restore_from() {
+	"$GITBAK" restore --path "$1" --storage "default=$scratch/restored" --id "$2" \
+		<"$chain_jobs" >"$scratch/restore-$2.log"
+}
 chain_us=() final_us=()
 for ((i = 1; i <= RUNS; i++)); do
 	progress "restore: chain vs full, run $i/$RUNS"
 	rm -rf "$scratch/restored"
 	mkdir -p "$scratch/restored"
-	chain_us+=("$(elapsed_us "$GITBAK" restore --path "$chain" --storage "default=$scratch/restored" \
-		--id "chain-$CHAIN" <"$chain_jobs" >"$scratch/chain-restore.log")")
+	chain_us+=("$(elapsed_us restore_from "$chain" "chain-$CHAIN")")
 	cmp -s <(git -C "$large" for-each-ref) <(git -C "$scratch/restored/${repos[1]}" for-each-ref) ||
 		fail "the chain restored other refs"
 	rm -rf "$scratch/restored"
 	mkdir -p "$scratch/restored"
-	final_us+=("$(elapsed_us "$GITBAK" restore --path "$scratch/final" --storage "default=$scratch/restored" \
-		--id final <"$chain_jobs" >"$scratch/final-restore.log")")
+	final_us+=("$(elapsed_us restore_from "$scratch/final" final)")
 done
 
 # --- table ----------------------------------------------------------------------------------
