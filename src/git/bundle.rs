@@ -217,7 +217,7 @@ impl Git {
             .ok_or_else(|| GitError::Invalid("git stdin is not piped".into()))?;
         // As for bundles going out: large pipe, few wake-ups (best effort).
         let _ = rustix::pipe::fcntl_setpipe_size(&stdin, super::PIPE_SIZE);
-        let stderr = collect_stderr(&mut child);
+        let stderr = super::drain_stderr(&mut child);
         let copied = tokio::io::copy_buf(pack, &mut stdin).await;
         drop(stdin);
         let status = self.wait(&mut child, "index-pack").await?;
@@ -243,7 +243,7 @@ impl Git {
         self_contained: bool,
     ) -> Result<(), GitError> {
         let mut child = self.spawn_index_pack(repository, self_contained, Stdio::from(pack))?;
-        let stderr = collect_stderr(&mut child);
+        let stderr = super::drain_stderr(&mut child);
         let status = self.wait(&mut child, "index-pack").await?;
         index_pack_status(status, &stderr.await.unwrap_or_default())
     }
@@ -282,18 +282,6 @@ fn index_pack_status(status: std::process::ExitStatus, stderr: &[u8]) -> Result<
         command: "index-pack".into(),
         status,
         stderr_tail: super::stderr_tail(stderr),
-    })
-}
-
-/// Reads a child's stderr to the end in a task, so git never blocks on it.
-fn collect_stderr(child: &mut tokio::process::Child) -> tokio::task::JoinHandle<Vec<u8>> {
-    let stderr = child.stderr.take();
-    tokio::spawn(async move {
-        let mut bytes = Vec::new();
-        if let Some(mut stderr) = stderr {
-            let _ = tokio::io::AsyncReadExt::read_to_end(&mut stderr, &mut bytes).await;
-        }
-        bytes
     })
 }
 

@@ -273,7 +273,7 @@ impl Git {
         command: &str,
     ) -> Result<std::process::Output, GitError> {
         let stdout = read_to_end(child.stdout.take());
-        let stderr = read_to_end(child.stderr.take());
+        let stderr = read_stderr_tail(child.stderr.take());
         let (status, stdout, stderr) = tokio::join!(self.wait(&mut child, command), stdout, stderr);
         Ok(std::process::Output {
             status: status?,
@@ -324,6 +324,36 @@ impl Git {
     pub fn pack_threads(&self) -> usize {
         self.pack_threads
     }
+}
+
+/// Most of git's stderr kept for an error message: its last line is what
+/// the message shows, and a chatty git must not grow gitbak's memory.
+const STDERR_KEEP: usize = 8 << 10;
+
+/// Reads a child's stderr to its end, keeping the last `STDERR_KEEP`
+/// bytes; a read error ends it early (git's exit status then tells why).
+async fn read_stderr_tail(pipe: Option<tokio::process::ChildStderr>) -> Vec<u8> {
+    let mut kept = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let mut chunk = [0u8; 4096];
+        while let Ok(read) = pipe.read(&mut chunk).await {
+            if read == 0 {
+                break;
+            }
+            kept.extend_from_slice(&chunk[..read]);
+            if kept.len() > STDERR_KEEP {
+                kept.drain(..kept.len() - STDERR_KEEP);
+            }
+        }
+    }
+    kept
+}
+
+/// Drains a child's stderr in a task from the moment it is spawned: git
+/// blocks once it has written a pipe's worth (64 KiB) of stderr, and would
+/// then never finish its other output either.
+pub(crate) fn drain_stderr(child: &mut Child) -> tokio::task::JoinHandle<Vec<u8>> {
+    tokio::spawn(read_stderr_tail(child.stderr.take()))
 }
 
 /// Reads a pipe to its end; a read error ends it early (git's exit status

@@ -9,14 +9,11 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::process::{Child, ChildStdout};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::{stderr_tail, Git, GitError};
-
-/// Most of git's stderr we keep for the error message.
-const STDERR_KEEP: usize = 8 << 10;
 
 type Finish = Pin<Box<dyn Future<Output = Result<(), GitError>> + Send>>;
 
@@ -46,26 +43,7 @@ impl GitReader {
         // reads, which cuts wake-ups and copies by an order of magnitude.
         // Best effort: the kernel may cap it (pipe-max-size); 64 KiB works.
         let _ = rustix::pipe::fcntl_setpipe_size(&stdout, super::PIPE_SIZE);
-        let stderr = child.stderr.take();
-        // Drained from the start, not when stdout ends: git blocks once it
-        // has written a pipe's worth (64 KiB) of stderr, and would then
-        // never finish its stdout either.
-        let stderr_task = tokio::spawn(async move {
-            let mut kept = Vec::new();
-            if let Some(mut stderr) = stderr {
-                let mut chunk = [0u8; 4096];
-                while let Ok(read) = stderr.read(&mut chunk).await {
-                    if read == 0 {
-                        break;
-                    }
-                    kept.extend_from_slice(&chunk[..read]);
-                    if kept.len() > STDERR_KEEP {
-                        kept.drain(..kept.len() - STDERR_KEEP);
-                    }
-                }
-            }
-            kept
-        });
+        let stderr_task = super::drain_stderr(&mut child);
         let cancelled = Box::pin(git.cancel.clone().cancelled_owned());
         let git = git.clone();
         let described = command.clone();
