@@ -31,28 +31,14 @@ REFS=${REFS:-50000}
 export SIZE_MB REFS
 unset COMMITS # make-large.sh's knob; keep its default so figures compare across machines
 
-progress() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-fail() {
-	echo "acceptance.sh: $*" >&2
-	exit 2
-}
+# shellcheck source=benches/lib.sh
+. "$bench_dir/lib.sh"
 
 # --- binary ---------------------------------------------------------------------------------
-built_checkout="not built here (GITBAK given)"
-if [ -z "${GITBAK:-}" ]; then
-	built_checkout="$(git -C "$source_root" rev-parse --short HEAD 2>/dev/null || echo '?')"
-	git -C "$source_root" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null ||
-		built_checkout+=" + uncommitted changes"
-	progress "cargo build --release"
-	(cd "$source_root" && cargo build --release --quiet) || fail "cargo build --release failed"
-	GITBAK=${CARGO_TARGET_DIR:-$source_root/target}/release/gitbak
-fi
-[ -x "$GITBAK" ] || fail "GITBAK=$GITBAK is not executable"
+build_gitbak
 
 # --- hermetic git, same for gitbak and the baselines ----------------------------------------
-# No user or system config on either side; the caller's GIT_DIR & co. must not leak in.
-unset $(git rev-parse --local-env-vars) GIT_CEILING_DIRECTORIES GITBAK_GITALY_CONFIG
-export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 LC_ALL=C
+hermetic_git
 
 # --- work directory -------------------------------------------------------------------------
 if [ -n "${BENCH_DIR:-}" ]; then

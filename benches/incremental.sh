@@ -30,23 +30,10 @@ else
 	LARGE_MB=${LARGE_MB:-200}
 fi
 
-progress() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-fail() {
-	echo "incremental.sh: $*" >&2
-	exit 2
-}
-
-# --- binary ---------------------------------------------------------------------------------
-if [ -z "${GITBAK:-}" ]; then
-	progress "cargo build --release"
-	(cd "$source_root" && cargo build --release --quiet) || fail "cargo build --release failed"
-	GITBAK=${CARGO_TARGET_DIR:-$source_root/target}/release/gitbak
-fi
-[ -x "$GITBAK" ] || fail "GITBAK=$GITBAK is not executable"
-
-# --- hermetic git, for gitbak and the fixtures alike ----------------------------------------
-unset $(git rev-parse --local-env-vars) GIT_CEILING_DIRECTORIES GITBAK_GITALY_CONFIG
-export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 LC_ALL=C
+# shellcheck source=benches/lib.sh
+. "$bench_dir/lib.sh"
+build_gitbak
+hermetic_git
 export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@gitbak.invalid
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@gitbak.invalid
 

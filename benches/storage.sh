@@ -62,11 +62,8 @@ rss_bound() { echo $((($1 + 1) * $2 + 48)); } # (concurrency + 1) x part size + 
 rss_target=$(rss_bound "$concurrency" "$part_mib")
 UPLOAD_TARGET=0.8 # S3 and Azure: gitbak upload MiB/s >= 0.8 x the reference client's
 
-progress() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-fail() {
-	echo "storage.sh: $*" >&2
-	exit 2
-}
+# shellcheck source=benches/lib.sh
+. "$bench_dir/lib.sh"
 for backend in $BACKENDS $REPLAY_BACKENDS $SWEEP; do
 	case $backend in fs | s3 | azure | gcs) ;; *) fail "unknown backend $backend (fs s3 azure gcs)" ;; esac
 done
@@ -87,16 +84,7 @@ if wants s3 && [ ! -x "$venv/bin/aws" ]; then
 fi
 
 # --- binary ---------------------------------------------------------------------------------
-built_checkout="not built here (GITBAK given)"
-if [ -z "${GITBAK:-}" ]; then
-	built_checkout="$(git -C "$source_root" rev-parse --short HEAD 2>/dev/null || echo '?')"
-	git -C "$source_root" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null ||
-		built_checkout+=" + uncommitted changes"
-	progress "cargo build --release"
-	(cd "$source_root" && cargo build --release --quiet) || fail "cargo build --release failed"
-	GITBAK=${CARGO_TARGET_DIR:-$source_root/target}/release/gitbak
-fi
-[ -x "$GITBAK" ] || fail "GITBAK=$GITBAK is not executable"
+build_gitbak
 # The transfer harness (benches/transfer.rs): one object through gitbak's storage layer, no git,
 # for the storage-only download rows. TRANSFER names a built one; else it is built from here.
 if [ -z "${TRANSFER:-}" ]; then
@@ -111,8 +99,8 @@ fi
 [ -x "$TRANSFER" ] || fail "TRANSFER=$TRANSFER is not executable"
 
 # --- hermetic environment, same for gitbak and the reference clients -------------------------
-unset $(git rev-parse --local-env-vars) GIT_CEILING_DIRECTORIES GITBAK_GITALY_CONFIG GITBAK_GIT
-export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 LC_ALL=C
+hermetic_git
+unset GITBAK_GIT
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE AWS_ENDPOINT_URL AWS_CA_BUNDLE \
 	AZURE_STORAGE_CONNECTION_STRING AZURE_STORAGE_SAS_TOKEN GOOGLE_APPLICATION_CREDENTIALS \
 	STORAGE_EMULATOR_HOST GITBAK_S3_TIMEOUT_SECS
