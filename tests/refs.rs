@@ -1,6 +1,6 @@
 //! Reading refs without git (#10): `gitbak::git::refs_files::read_refs`
 //! must print what `git show-ref --head` prints, byte for byte, or step
-//! aside (`Unsupported`) so that `Git::snapshot_refs` asks git. Differential
+//! aside (`Unsupported`) so that `Git::snapshot` asks git. Differential
 //! over every fixture and over ref shapes built here with git; `concurrent`
 //! races it against `git pack-refs`, `spawns` counts the git processes a
 //! backup starts.
@@ -10,7 +10,7 @@ mod spawns;
 
 use std::path::{Path, PathBuf};
 
-use gitbak::git::refs_files::read_refs;
+use gitbak::git::refs_files::{read_refs, read_repository};
 use gitbak::git::Git;
 use tokio_util::sync::CancellationToken;
 
@@ -28,9 +28,23 @@ fn assert_read_as_git(env: &TestEnv, repository: &Path, context: &str) {
     let ours = read_refs(repository).unwrap_or_else(|reason| panic!("{context}: {reason}"));
     let theirs = show_ref(env, repository).unwrap_or_else(|| panic!("{context}: git failed"));
     assert_eq!(String::from_utf8(ours.bytes).unwrap(), theirs, "{context}");
+    // The identity read with them (formats from config, HEAD's target or
+    // a detached HEAD), as git tells it; HEAD to a symbolic ref is git's.
+    let git = Git::new(PathBuf::from("git"), 1, CancellationToken::new());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let theirs = runtime.block_on(git.identity(repository)).unwrap();
+    match read_repository(repository) {
+        Ok((_, identity)) => assert_eq!(identity, theirs, "{context}: identity"),
+        Err(_) => assert!(context.contains("HEAD to a symbolic ref"), "{context}"),
+    }
+    let (_, snapshot_identity) = runtime.block_on(git.snapshot(repository)).unwrap();
+    assert_eq!(snapshot_identity, theirs, "{context}: snapshot identity");
 }
 
-/// The file reader steps aside, and `snapshot_refs` (asking git) still
+/// The file reader steps aside, and `snapshot` (asking git) still
 /// gives git's answer, or fails where git fails.
 fn assert_left_to_git(env: &TestEnv, repository: &Path, context: &str) {
     assert!(
@@ -42,7 +56,9 @@ fn assert_left_to_git(env: &TestEnv, repository: &Path, context: &str) {
         .enable_all()
         .build()
         .unwrap();
-    let snapshot = runtime.block_on(git.snapshot_refs(repository));
+    let snapshot = runtime
+        .block_on(git.snapshot(repository))
+        .map(|(refs, _)| refs);
     match show_ref(env, repository) {
         Some(theirs) => {
             let ours = snapshot.unwrap_or_else(|error| panic!("{context}: {error}"));
@@ -70,10 +86,9 @@ fn refs_of_every_fixture_read_as_show_ref_prints_them() {
             assert_read_as_git(&env, &repository, context);
         }
         // The identity from config and HEAD, as git tells it.
-        let snapshot = runtime.block_on(git.snapshot_refs(&repository)).unwrap();
-        let ours = runtime.block_on(git.identity_with_refs(&repository, &snapshot));
+        let (_, ours) = runtime.block_on(git.snapshot(&repository)).unwrap();
         let theirs = runtime.block_on(git.identity(&repository));
-        assert_eq!(ours.unwrap(), theirs.unwrap(), "{context}");
+        assert_eq!(ours, theirs.unwrap(), "{context}");
     }
 }
 

@@ -6,8 +6,7 @@
 
 use std::path::Path;
 
-use super::config_file::{read_formats, read_small_file};
-use super::refs_files::read_refs;
+use super::refs_files::read_repository;
 use super::{Git, GitError, ObjectFormat, RefFormat};
 
 /// One line of a refs file.
@@ -118,37 +117,33 @@ pub struct RepositoryIdentity {
 }
 
 impl Git {
-    /// The identity of a repository whose refs were just listed. In the
-    /// common case (files backend) `config` and HEAD's file say everything,
-    /// also for an empty repository, which saves a git process per
-    /// repository; anything unusual asks git.
-    pub async fn identity_with_refs(
+    /// The refs and identity of a repository: read from its files for the
+    /// files backend (no git process: an unchanged repository costs a few
+    /// file reads, in one trip to the blocking pool), else asked of git.
+    /// The bytes are the same either way.
+    pub async fn snapshot(
         &self,
         repository: &Path,
-        refs: &RefsSnapshot,
-    ) -> Result<RepositoryIdentity, GitError> {
+    ) -> Result<(RefsSnapshot, RepositoryIdentity), GitError> {
         let path = repository.to_owned();
-        // Blocking file reads: on the blocking pool, off the async workers.
-        let read = tokio::task::spawn_blocking(move || {
-            // Belt and braces: a reftable directory beside a config that
-            // does not say so is something only git can sort out.
-            if path.join("reftable").exists() {
-                return None;
-            }
-            let formats = read_formats(&path).ok()?;
-            let head = read_small_file(&path.join("HEAD"), 4096).ok()??;
-            Some((formats, head))
-        })
-        .await
-        .ok()
-        .flatten();
-        let identity = read.and_then(|((object_format, ref_format), head)| {
-            identity_from_files(object_format, ref_format, &head, refs)
-        });
-        match identity {
-            Some(identity) => Ok(identity),
-            None => self.identity(repository).await,
+        match tokio::task::spawn_blocking(move || read_repository(&path)).await {
+            Ok(Ok(read)) => return Ok(read),
+            Ok(Err(reason)) => tracing::debug!(%reason, "refs read by git"),
+            // The reader panicked: git still knows the answer.
+            Err(error) => tracing::debug!(%error, "refs read by git"),
         }
+        self.snapshot_with_git(repository).await
+    }
+
+    /// `git show-ref --head`, then the identity, whatever the repository's
+    /// shape: for what the file reader leaves to git.
+    pub async fn snapshot_with_git(
+        &self,
+        repository: &Path,
+    ) -> Result<(RefsSnapshot, RepositoryIdentity), GitError> {
+        let refs = self.snapshot_refs_with_git(repository).await?;
+        let identity = self.identity(repository).await?;
+        Ok((refs, identity))
     }
 
     pub async fn identity(&self, repository: &Path) -> Result<RepositoryIdentity, GitError> {
@@ -204,22 +199,6 @@ impl Git {
         })
     }
 
-    /// All references, HEAD first if it resolves; empty for an empty
-    /// repository. Read from the files of a files-backend repository (no
-    /// git process: an unchanged repository costs a few file reads), else
-    /// from `git show-ref --head`; the bytes are the same either way.
-    pub async fn snapshot_refs(&self, repository: &Path) -> Result<RefsSnapshot, GitError> {
-        let path = repository.to_owned();
-        // Blocking file reads: on the blocking pool, off the async workers.
-        match tokio::task::spawn_blocking(move || read_refs(&path)).await {
-            Ok(Ok(snapshot)) => return Ok(snapshot),
-            Ok(Err(reason)) => tracing::debug!(%reason, "refs read by git"),
-            // The reader panicked: git still knows the answer.
-            Err(error) => tracing::debug!(%error, "refs read by git"),
-        }
-        self.snapshot_refs_with_git(repository).await
-    }
-
     /// `git show-ref --head`, whatever the repository's shape.
     pub async fn snapshot_refs_with_git(
         &self,
@@ -233,87 +212,9 @@ impl Git {
     }
 }
 
-/// What a files-backend repository's formats (from `config`) and HEAD
-/// (`ref: <target>` or a detached object id) tell; `None` where only git
-/// can tell (the reftable backend, refs of another hash, anything odd).
-fn identity_from_files(
-    object_format: ObjectFormat,
-    ref_format: RefFormat,
-    head: &[u8],
-    refs: &RefsSnapshot,
-) -> Option<RepositoryIdentity> {
-    if ref_format != RefFormat::Files {
-        return None;
-    }
-    if let Some(first) = refs.lines.first() {
-        if first.object_id.len() != object_format.hex_len() {
-            return None;
-        }
-    }
-    let text = std::str::from_utf8(head).ok()?.strip_suffix('\n')?;
-    let head_reference = match text.strip_prefix("ref: ") {
-        // The reftable backend keeps this stub so older gits refuse the repository.
-        Some("refs/heads/.invalid") => return None,
-        Some(target) if target.starts_with("refs/") && super::repo::is_valid_ref_name(target) => {
-            Some(target.to_owned())
-        }
-        Some(_) => return None,
-        None if is_hex_object_id(text) && text.len() == object_format.hex_len() => None,
-        None => return None,
-    };
-    Some(RepositoryIdentity {
-        object_format,
-        ref_format,
-        head_reference,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn identity_from_files_or_none() {
-        use ObjectFormat::{Sha1, Sha256};
-        let sha1 = "a".repeat(40);
-        let refs = RefsSnapshot::parse(format!("{sha1} refs/heads/main\n").into_bytes()).unwrap();
-        let files =
-            |format, head: &[u8], refs| identity_from_files(format, RefFormat::Files, head, refs);
-        let identity = files(Sha1, b"ref: refs/heads/main\n", &refs).unwrap();
-        assert_eq!(identity.object_format, Sha1);
-        assert_eq!(identity.ref_format, RefFormat::Files);
-        assert_eq!(identity.head_reference.as_deref(), Some("refs/heads/main"));
-        let detached = files(Sha1, format!("{sha1}\n").as_bytes(), &refs).unwrap();
-        assert_eq!(detached.head_reference, None);
-        let sha256 = "b".repeat(64);
-        let refs256 =
-            RefsSnapshot::parse(format!("{sha256} refs/heads/main\n").into_bytes()).unwrap();
-        let identity = files(Sha256, b"ref: refs/heads/x\n", &refs256).unwrap();
-        assert_eq!(identity.object_format, Sha256);
-        // An empty repository: the formats come from config alone.
-        let empty = RefsSnapshot::parse(Vec::new()).unwrap();
-        let identity = files(Sha256, b"ref: refs/heads/main\n", &empty).unwrap();
-        assert_eq!(identity.object_format, Sha256);
-        assert_eq!(identity.head_reference.as_deref(), Some("refs/heads/main"));
-        let reftable =
-            identity_from_files(Sha1, RefFormat::Reftable, b"ref: refs/heads/main\n", &refs);
-        assert!(reftable.is_none());
-        for (format, head, refs) in [
-            (Sha256, &b"ref: refs/heads/main\n"[..], &refs),
-            (Sha1, b"ref: refs/heads/.invalid\n", &refs),
-            (Sha1, b"ref: HEAD\n", &refs),
-            (Sha1, b"ref: refs/heads/main", &refs),
-            (Sha1, b"ref: refs/heads/a..b\n", &refs),
-            (Sha1, format!("{sha256}\n").as_bytes(), &refs),
-            (Sha1, b"garbage\n", &refs),
-        ] {
-            assert!(
-                files(format, head, refs).is_none(),
-                "{:?}",
-                String::from_utf8_lossy(head)
-            );
-        }
-    }
 
     #[test]
     fn refs_lines_parse_and_reject_garbage() {

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::config_file::{read_formats, read_small_file, unsupported, Unsupported};
-use super::refs::{RefLine, RefsSnapshot};
+use super::refs::{RefLine, RefsSnapshot, RepositoryIdentity};
 use super::repo::is_valid_ref_name;
 use super::RefFormat;
 
@@ -48,6 +48,25 @@ enum Value {
 /// The refs of `repository` exactly as `git show-ref --head` prints them,
 /// or why only git can tell.
 pub fn read_refs(repository: &Path) -> Result<RefsSnapshot, Unsupported> {
+    read_refs_and_identity(repository).map(|(refs, _)| refs)
+}
+
+/// The refs, as `read_refs` gives them, and the identity a backup records,
+/// from one read of `config` and `HEAD`: an unchanged repository's backup
+/// costs these few file reads and nothing else.
+pub fn read_repository(
+    repository: &Path,
+) -> Result<(RefsSnapshot, RepositoryIdentity), Unsupported> {
+    match read_refs_and_identity(repository)? {
+        (refs, Some(identity)) => Ok((refs, identity)),
+        (_, None) => Err(unsupported("HEAD points to a symbolic ref")),
+    }
+}
+
+/// The refs, and the identity unless only git can tell it.
+fn read_refs_and_identity(
+    repository: &Path,
+) -> Result<(RefsSnapshot, Option<RepositoryIdentity>), Unsupported> {
     let (object_format, ref_format) = read_formats(repository)?;
     if ref_format != RefFormat::Files || repository.join("reftable").exists() {
         return Err(unsupported("reftable ref storage"));
@@ -56,6 +75,9 @@ pub fn read_refs(repository: &Path) -> Result<RefsSnapshot, Unsupported> {
     // HEAD first, as show-ref resolves it before listing the other refs.
     let head = read_value(&repository.join("HEAD"), hex_len)?
         .ok_or_else(|| unsupported("no HEAD file"))?;
+    if matches!(&head, Value::Symbolic(target) if !target.starts_with("refs/")) {
+        return Err(unsupported("HEAD points outside refs/"));
+    }
     // Loose refs strictly before packed-refs, as git reads them, so that a
     // concurrent `git pack-refs` (Gitaly's housekeeping) cannot hide a ref.
     // pack-refs first commits the new packed-refs (a rename) holding every
@@ -71,12 +93,28 @@ pub fn read_refs(repository: &Path) -> Result<RefsSnapshot, Unsupported> {
     read_loose_dir(repository, "refs", hex_len, &mut loose)?;
     let packed_text = read_packed_refs(repository)?;
     let packed = parse_packed_refs(&packed_text, hex_len)?;
-    let head = match &head {
+    let head_object = match &head {
         Value::Object(object_id) => Some(object_id.as_str()),
         // None: an unborn branch, and show-ref prints no HEAD line.
         Value::Symbolic(target) => object_id_of(&loose, &packed, target, true)?,
     };
-    render(head, &loose, &packed)
+    let refs = render(head_object, &loose, &packed)?;
+    let head_reference = match head {
+        // HEAD to a symbolic ref: which of the two names a backup records
+        // is git's to say.
+        Value::Symbolic(target) if matches!(loose.get(&target), Some(Value::Symbolic(_))) => {
+            return Ok((refs, None))
+        }
+        Value::Symbolic(target) => Some(target),
+        // A detached HEAD names no branch; its object is the refs' HEAD line.
+        Value::Object(_) => None,
+    };
+    let identity = RepositoryIdentity {
+        object_format,
+        ref_format,
+        head_reference,
+    };
+    Ok((refs, Some(identity)))
 }
 
 /// Reads every loose ref under `dir` (relative to the repository) into

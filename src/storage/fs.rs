@@ -347,13 +347,31 @@ impl Storage for FsStorage {
     }
 
     async fn get(&self, key: &Key) -> Result<ByteReader, StorageError> {
-        let file = tokio::fs::File::open(self.files.path(key))
-            .await
-            .map_err(|error| StorageError::from_io(key.as_str(), error))?;
-        Ok(Box::pin(tokio::io::BufReader::with_capacity(
-            COPY_BUFFER,
-            file,
-        )))
+        let path = self.files.path(key);
+        let owned_key = key.clone();
+        // Small objects (manifests, refs files) are read whole in the same
+        // trip to the blocking pool that opens them: one trip, and no
+        // 1 MiB buffer, per manifest read.
+        let opened = blocking(key, move || {
+            use std::io::Read as _;
+            let io_error = |error| StorageError::from_io(owned_key.as_str(), error);
+            let mut file = std::fs::File::open(&path).map_err(io_error)?;
+            let size = file.metadata().map_err(io_error)?.len();
+            if size > SMALL_BODY as u64 {
+                return Ok(Err(file));
+            }
+            let mut bytes = Vec::with_capacity(size as usize + 1);
+            file.read_to_end(&mut bytes).map_err(io_error)?;
+            Ok(Ok(bytes))
+        })
+        .await?;
+        Ok(match opened {
+            Ok(bytes) => Box::pin(std::io::Cursor::new(bytes)),
+            Err(file) => Box::pin(tokio::io::BufReader::with_capacity(
+                COPY_BUFFER,
+                tokio::fs::File::from_std(file),
+            )),
+        })
     }
 
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StorageError> {

@@ -9,9 +9,10 @@
 
 mod bundle;
 mod incremental;
+mod snapshot;
 mod step;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::git::bundle::full_bundle_header;
@@ -24,7 +25,8 @@ use crate::storage::{self, Key, StorageError, StorageExt, WriteMode};
 
 use self::bundle::BundleSpec;
 use self::incremental::Plan;
-use self::step::{archive_hooks, new_step, write_step};
+use self::snapshot::Snapshot;
+use self::step::{new_step, write_step};
 use super::{admit, Context, RunOptions};
 
 #[derive(Debug, Clone)]
@@ -253,26 +255,25 @@ async fn back_up(
     latest_id: Option<&BackupId>,
     target: &Target,
 ) -> Result<(), CreateError> {
-    if !repository_exists(&target.repository).await? {
-        let checked_at = (ctx.now)();
-        let manifest = Manifest {
-            empty: true,
-            non_existent: true,
-            steps: vec![new_step(target, 1, String::new())],
-            gitbak: Some(gitbak_info(checked_at, "", Vec::new())),
-            ..Manifest::default()
-        };
-        return write_manifest(ctx, target, &manifest).await;
-    }
-    let refs = ctx.git.snapshot_refs(&target.repository).await?;
-    // The backup's time is the state it records: the moment the refs
-    // were read, not when the last byte landed (`restore --at`).
-    let read_at = (ctx.now)();
-    let identity = ctx
-        .git
-        .identity_with_refs(&target.repository, &refs)
-        .await?;
-    let hooks = archive_hooks(target).await?;
+    let (refs, read_at, identity, hooks) = match snapshot::take(ctx, target).await? {
+        Snapshot::Found {
+            refs,
+            read_at,
+            identity,
+            hooks,
+        } => (refs, read_at, identity, hooks),
+        Snapshot::Missing => {
+            let checked_at = (ctx.now)();
+            let manifest = Manifest {
+                empty: true,
+                non_existent: true,
+                steps: vec![new_step(target, 1, String::new())],
+                gitbak: Some(gitbak_info(checked_at, "", Vec::new())),
+                ..Manifest::default()
+            };
+            return write_manifest(ctx, target, &manifest).await;
+        }
+    };
     let plan = match &options.incremental {
         Some(incremental) => {
             let current = incremental::Current {
@@ -321,37 +322,6 @@ async fn back_up(
         gitbak: Some(info(files)),
     };
     write_manifest(ctx, target, &manifest).await
-}
-
-/// Whether the repository exists; one gitbak may not read is an error that
-/// says so, rather than git's "not a git repository".
-async fn repository_exists(path: &Path) -> Result<bool, CreateError> {
-    let denied = |source: std::io::Error| {
-        CreateError::Node(crate::node::NodeError::Invalid(format!(
-            "cannot read repository {}: {source}; run gitbak as the user that owns the \
-             repositories (usually git) or as root",
-            path.display()
-        )))
-    };
-    match tokio::fs::metadata(path).await {
-        Ok(_) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(error) => return Err(denied(error)),
-    }
-    for probe in ["HEAD", "objects", "refs"] {
-        match tokio::fs::symlink_metadata(path.join(probe)).await {
-            Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => {
-                return Err(denied(error))
-            }
-            _ => {}
-        }
-    }
-    if let Err(error) = tokio::fs::File::open(path.join("HEAD")).await {
-        if error.kind() == std::io::ErrorKind::PermissionDenied {
-            return Err(denied(error));
-        }
-    }
-    Ok(true)
 }
 
 /// `created_at` is when the refs were read (`read_at`, Unix seconds).

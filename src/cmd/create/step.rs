@@ -5,7 +5,6 @@
 use crate::git::refs::RefsSnapshot;
 use crate::layout::manifest::{FileDigest, Step};
 use crate::layout::{self, StepKeys};
-use crate::node::hooks;
 use crate::storage::digest::digest_of;
 use crate::storage::{Key, StorageError, StorageExt, WriteMode};
 
@@ -86,16 +85,6 @@ pub(super) async fn write_step(
         .chain(Some(refs_file.digest))
         .chain(hooks.map(|hooks| hooks.digest))
         .collect())
-}
-
-/// The repository's hooks archive, `None` without hooks.
-pub(super) async fn archive_hooks(target: &Target) -> Result<Option<Vec<u8>>, CreateError> {
-    let repository = target.repository.clone();
-    Ok(
-        tokio::task::spawn_blocking(move || hooks::archive(&repository))
-            .await
-            .map_err(|error| crate::node::NodeError::Invalid(error.to_string()))??,
-    )
 }
 
 /// A small file of a step, and whether this attempt created it (rather
