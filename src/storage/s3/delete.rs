@@ -158,6 +158,13 @@ impl S3Storage {
                     Versioning::Unknown
                 }
             }),
+            // A 2xx answer the SDK rejects: S3-compatible servers (moto
+            // among them) name the root element differently; the status
+            // inside is what counts.
+            Err(SdkError::ServiceError(service)) if service.raw().status().is_success() => {
+                let body = service.raw().body().bytes().unwrap_or_default();
+                Ok(versioning_in(&String::from_utf8_lossy(body)))
+            }
             Err(error) => match self.error(&bucket, error) {
                 StorageError::AccessDenied { message, .. } => {
                     tracing::debug!(%message, "cannot ask whether the bucket is versioned");
@@ -166,6 +173,23 @@ impl S3Storage {
                 other => Err(other),
             },
         }
+    }
+}
+
+/// The versioning status in a GetBucketVersioning answer's XML, read
+/// without caring how the root element is named.
+fn versioning_in(answer: &str) -> Versioning {
+    if !answer.contains("Versioning") {
+        tracing::debug!(answer, "unreadable S3 versioning answer");
+        Versioning::Unknown
+    } else if answer.contains("<Status>Enabled</Status>") {
+        Versioning::On
+    } else if answer.contains("<Status>Suspended</Status>") {
+        Versioning::Suspended
+    } else if answer.contains("<Status>") {
+        Versioning::Unknown
+    } else {
+        Versioning::Off
     }
 }
 
@@ -235,6 +259,25 @@ mod tests {
             Some("COMPLIANCE retention until 2027-01-15T08:01:00Z and legal hold")
         );
         assert_eq!(lock_reason(None, None, false, now), None);
+    }
+
+    #[test]
+    fn versioning_answers_whatever_their_root() {
+        let xmlns = r#"xmlns="http://s3.amazonaws.com/doc/2006-03-01/""#;
+        for (answer, want) in [
+            (format!("<GetBucketVersioningResponse {xmlns}/>"), Versioning::Off),
+            (
+                format!("<GetBucketVersioningResponse {xmlns}><Status>Enabled</Status></GetBucketVersioningResponse>"),
+                Versioning::On,
+            ),
+            (
+                "<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>".into(),
+                Versioning::Suspended,
+            ),
+            ("<html>proxy error</html>".into(), Versioning::Unknown),
+        ] {
+            assert_eq!(versioning_in(&answer), want, "{answer}");
+        }
     }
 
     #[test]
