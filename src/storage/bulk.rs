@@ -71,6 +71,16 @@ where
     }
 }
 
+/// What keeps an object, in words: its retention period (if any) and a
+/// legal hold.
+pub(crate) fn lock_words(retention: Option<String>, legal_hold: bool) -> Option<String> {
+    let hold = legal_hold.then(|| "legal hold".to_owned());
+    match (retention, hold) {
+        (Some(retention), Some(hold)) => Some(format!("{retention} and {hold}")),
+        (retention, hold) => retention.or(hold),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // allowed in tests (style.md)
 mod tests {

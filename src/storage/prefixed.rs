@@ -78,9 +78,9 @@ impl Storage for Prefixed {
             .and_then(|entry| {
                 futures::future::ready(match entry {
                     DirEntry::Object(meta) => self.strip(meta).map(DirEntry::Object),
-                    DirEntry::Prefix(sub) => {
-                        Ok(DirEntry::Prefix(sub[self.prefix.len()..].to_owned()))
-                    }
+                    DirEntry::Prefix(sub) => Ok(DirEntry::Prefix(
+                        sub.strip_prefix(&self.prefix).unwrap_or(&sub).to_owned(),
+                    )),
                 })
             })
             .boxed()

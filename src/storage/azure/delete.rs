@@ -17,6 +17,7 @@ use azure_storage_blob::models::{
 };
 
 use super::AzureStorage;
+use crate::storage::bulk::lock_words;
 use crate::storage::{Key, StorageError, Versioning};
 
 impl AzureStorage {
@@ -114,21 +115,12 @@ fn blob_lock_reason(
                 azure_core::time::to_rfc3339(&until)
             )
         });
-    match (policy, legal_hold) {
-        (Some(policy), true) => Some(format!("{policy} and legal hold")),
-        (Some(policy), false) => Some(policy),
-        (None, true) => Some("legal hold".to_owned()),
-        (None, false) => None,
-    }
+    lock_words(policy, legal_hold)
 }
 
 fn container_lock_reason(immutability_policy: bool, legal_hold: bool) -> Option<String> {
-    match (immutability_policy, legal_hold) {
-        (true, true) => Some("container immutability policy and legal hold".to_owned()),
-        (true, false) => Some("container immutability policy".to_owned()),
-        (false, true) => Some("container legal hold".to_owned()),
-        (false, false) => None,
-    }
+    let policy = immutability_policy.then(|| "immutability policy".to_owned());
+    lock_words(policy, legal_hold).map(|words| format!("container {words}"))
 }
 
 #[cfg(test)]
@@ -169,6 +161,10 @@ mod tests {
         assert_eq!(
             container_lock_reason(true, false).as_deref(),
             Some("container immutability policy")
+        );
+        assert_eq!(
+            container_lock_reason(true, true).as_deref(),
+            Some("container immutability policy and legal hold")
         );
     }
 }

@@ -18,7 +18,7 @@ use aws_sdk_s3::types::{BucketVersioningStatus, Delete, ObjectIdentifier};
 use futures::stream::{self, StreamExt};
 
 use super::S3Storage;
-use crate::storage::bulk::{delete_each, refine_refusal};
+use crate::storage::bulk::{delete_each, lock_words, refine_refusal};
 use crate::storage::{Key, StorageError, Versioning, DELETE_CONCURRENCY};
 
 /// S3's limit of keys per DeleteObjects request.
@@ -223,12 +223,7 @@ fn lock_reason(
             .unwrap_or_else(|_| until.to_string());
         format!("{} retention until {until}", mode.unwrap_or("object-lock"))
     });
-    match (retention, legal_hold) {
-        (Some(retention), true) => Some(format!("{retention} and legal hold")),
-        (Some(retention), false) => Some(retention),
-        (None, true) => Some("legal hold".to_owned()),
-        (None, false) => None,
-    }
+    lock_words(retention, legal_hold)
 }
 
 #[cfg(test)]
