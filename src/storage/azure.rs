@@ -8,7 +8,9 @@
 //! never leave these files. The container must exist: gitbak never creates it.
 
 mod auth;
+mod delete;
 mod errors;
+mod listing;
 mod pipeline;
 mod shared_key;
 mod upload;
@@ -21,19 +23,21 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use azure_core::http::policies::Policy;
-use azure_storage_blob::models::{
-    BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders,
-    BlobContainerClientListBlobsOptions,
-};
+use azure_storage_blob::models::{BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders};
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions, BlockBlobClient};
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 
 pub use auth::AzureCredentials;
 
+use super::bulk::refine_refusal;
 use super::location::AzureLocation;
-use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, Tuning, WriteMode};
+use super::{
+    ByteReader, DirEntry, Key, ObjectMeta, Storage, StorageError, Tuning, Versioning, WriteMode,
+};
 use auth::Auth;
 use errors::ErrorContext;
+use listing::Hierarchy;
 use shared_key::SharedKeyPolicy;
 
 /// Download ranges: 2 in flight of 4 MiB, and the SDK buffers at most twice
@@ -119,13 +123,20 @@ pub async fn open_with(
         .map_err(|()| config_error("the Azure service URL cannot take a container path".into()))?
         .push(&location.container);
     let options = BlobContainerClientOptions {
-        client_options,
+        client_options: client_options.clone(),
         ..Default::default()
     };
+    let hierarchy = Hierarchy::new(
+        container_url.clone(),
+        credential.clone(),
+        client_options,
+        options.version.clone(),
+    );
     let container = BlobContainerClient::new(container_url, credential, Some(options))
         .map_err(|error| errors.map(&display, error))?;
     Ok(Arc::new(AzureStorage {
         container,
+        hierarchy,
         display,
         tuning,
         timeouts,
@@ -135,6 +146,7 @@ pub async fn open_with(
 
 pub(super) struct AzureStorage {
     container: BlobContainerClient,
+    hierarchy: Hierarchy,
     display: String,
     tuning: Tuning,
     timeouts: AzureTimeouts,
@@ -228,40 +240,15 @@ impl Storage for AzureStorage {
         Ok(self.properties(key).await?.map(|(meta, _)| meta))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        let scope = if prefix.is_empty() {
-            self.display.as_str()
-        } else {
-            prefix
-        };
-        let list_error = |error| self.errors.map(scope, error);
-        let options = BlobContainerClientListBlobsOptions {
-            prefix: (!prefix.is_empty()).then(|| prefix.to_owned()),
-            maxresults: Some(i32::try_from(self.tuning.list_page_size.max(1)).unwrap_or(5000)),
-            ..Default::default()
-        };
-        let mut pages = self
-            .container
-            .list_blobs(Some(options))
-            .map_err(list_error)?
-            .into_pages();
-        let mut found = Vec::new();
-        while let Some(page) = pages.try_next().await.map_err(list_error)? {
-            for item in page.into_model().map_err(list_error)?.blob_items {
-                let Some(key) = item.name.and_then(|name| Key::new(name).ok()) else {
-                    continue; // not a key gitbak could have written
-                };
-                let properties = item.properties.unwrap_or_default();
-                found.push(ObjectMeta {
-                    key,
-                    size: properties.content_length.unwrap_or(0),
-                    modified: properties
-                        .last_modified
-                        .map_or(SystemTime::UNIX_EPOCH, SystemTime::from),
-                });
-            }
-        }
-        Ok(found)
+    fn list_stream<'a>(&'a self, prefix: &str) -> BoxStream<'a, Result<ObjectMeta, StorageError>> {
+        self.flat(prefix)
+    }
+
+    fn list_dir_stream<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> BoxStream<'a, Result<DirEntry, StorageError>> {
+        self.one_level(prefix)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {
@@ -269,9 +256,13 @@ impl Storage for AzureStorage {
             Ok(_) => Ok(()),
             Err(error) => match self.errors.map(key.as_str(), error) {
                 StorageError::NotFound { .. } => Ok(()),
-                other => Err(other),
+                other => Err(refine_refusal(other, self.hold(key)).await),
             },
         }
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StorageError> {
+        self.container_versioning().await
     }
 }
 

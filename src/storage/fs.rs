@@ -5,16 +5,20 @@
 //! file. Modes follow gitaly-backup's filesystem sink: directories 0700,
 //! files 0600.
 
+mod walk;
+
 use std::fmt;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
+use futures::stream::BoxStream;
 use std::io::Write as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, WriteMode};
+use super::listing::objects_only;
+use super::{ByteReader, DirEntry, Key, ObjectMeta, Storage, StorageError, Versioning, WriteMode};
 
 /// Copy buffer between a large body and the file: one 1 MiB buffer per put.
 const COPY_BUFFER: usize = 1 << 20;
@@ -121,18 +125,28 @@ impl LocalFiles {
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("object");
-        create_dirs(dir).map_err(io_error)?;
         // Tagged with host and pid, so a rerun can tell a dead run's
         // leftover from a file another run is writing right now.
         let temp_path = dir.join(format!(".{}{TEMP_SUFFIX}", crate::tempname::unique(name)));
-        // Readable too: a writer may hash what it wrote through a duplicate.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp_path)
-            .map_err(io_error)?;
+        let mut attempts = 0;
+        let file = loop {
+            create_dirs(dir).map_err(io_error)?;
+            // Readable too: a writer may hash what it wrote through a duplicate.
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp_path);
+            match opened {
+                // A delete emptied and removed the directory between the two
+                // calls (`remove_empty_parents`); make it again.
+                Err(error) if error.kind() == io::ErrorKind::NotFound && attempts < 3 => {
+                    attempts += 1;
+                }
+                other => break other.map_err(io_error)?,
+            }
+        };
         Ok(PendingFile {
             file,
             temp: TempFile(Some(temp_path)),
@@ -383,80 +397,71 @@ impl Storage for FsStorage {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        // Walk only the deepest directory the prefix names.
-        let start_dir = match prefix.rfind('/') {
-            Some(end) => prefix[..end].to_owned(),
-            None => String::new(),
-        };
-        let root = self.files.root.clone();
-        let prefix = prefix.to_owned();
-        tokio::task::spawn_blocking(move || {
-            let mut found = Vec::new();
-            walk(&root, &start_dir, &prefix, &mut found)?;
-            Ok(found)
-        })
-        .await
-        .map_err(|error| StorageError::Other {
-            key: String::new(),
-            message: error.to_string(),
-        })?
+    fn list_stream<'a>(&'a self, prefix: &str) -> BoxStream<'a, Result<ObjectMeta, StorageError>> {
+        objects_only(walk::entries(self.files.root.clone(), prefix, true))
+    }
+
+    fn list_dir_stream<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> BoxStream<'a, Result<DirEntry, StorageError>> {
+        walk::entries(self.files.root.clone(), prefix, false)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {
-        match tokio::fs::remove_file(self.files.path(key)).await {
-            Err(error) if error.kind() != io::ErrorKind::NotFound => {
-                Err(StorageError::from_io(key.as_str(), error))
-            }
-            _ => Ok(()),
-        }
+        let files = self.files.clone();
+        let owned = key.clone();
+        blocking(key, move || files.remove(&owned)).await
+    }
+
+    /// One blocking task for the whole batch: unlinking is quick, thread
+    /// hops per key would cost more than the work.
+    async fn delete_many(&self, keys: &[Key]) -> Vec<Result<(), StorageError>> {
+        let files = self.files.clone();
+        let owned = keys.to_vec();
+        let removed = tokio::task::spawn_blocking(move || {
+            owned
+                .iter()
+                .map(|key| files.remove(key))
+                .collect::<Vec<_>>()
+        })
+        .await;
+        removed.unwrap_or_else(|join| {
+            let error = StorageError::from_io("", io::Error::other(join));
+            keys.iter()
+                .map(|key| Err(error.for_key(key.as_str())))
+                .collect()
+        })
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StorageError> {
+        Ok(Versioning::Off)
     }
 }
 
-fn walk(
-    root: &Path,
-    dir_key: &str,
-    prefix: &str,
-    found: &mut Vec<ObjectMeta>,
-) -> Result<(), StorageError> {
-    let dir = if dir_key.is_empty() {
-        root.to_path_buf()
-    } else {
-        root.join(dir_key)
-    };
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(error) => return Err(StorageError::from_io(dir_key, error)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|error| StorageError::from_io(dir_key, error))?;
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        let key = if dir_key.is_empty() {
-            name.clone()
-        } else {
-            format!("{dir_key}/{name}")
-        };
-        let file_type = entry
-            .file_type()
-            .map_err(|error| StorageError::from_io(&key, error))?;
-        if file_type.is_dir() {
-            if prefix.starts_with(&key)
-                || key.starts_with(prefix)
-                || prefix.starts_with(&format!("{key}/"))
-            {
-                walk(root, &key, prefix, found)?;
-            }
-        } else if file_type.is_file() && key.starts_with(prefix) && !is_temp_name(&name) {
-            let metadata = entry
-                .metadata()
-                .map_err(|error| StorageError::from_io(&key, error))?;
-            found.push(meta_of(Key::new(key)?, &metadata));
+impl LocalFiles {
+    /// Removes a file (a missing one is fine) and then the directories it
+    /// leaves empty, up to the root, so a pruned store holds no empty
+    /// directory trees. A directory some other writer has just filled
+    /// stays: `rmdir` only removes empty ones, and `create` remakes one
+    /// removed under it.
+    fn remove(&self, key: &Key) -> Result<(), StorageError> {
+        let path = self.path(key);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(StorageError::from_io(key.as_str(), error)),
         }
+        let mut dir = path.parent();
+        while let Some(current) = dir.filter(|dir| *dir != self.root && dir.starts_with(&self.root))
+        {
+            if std::fs::remove_dir(current).is_err() {
+                break; // not empty (or not ours to remove): done
+            }
+            dir = current.parent();
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]

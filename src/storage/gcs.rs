@@ -9,6 +9,8 @@
 //! never creates one.
 
 mod connection;
+mod delete;
+mod listing;
 mod requests;
 mod upload;
 
@@ -32,8 +34,12 @@ pub use connection::GcsEnvironment;
 pub use requests::GcsTimeouts;
 use requests::{backoff, with_retries, Failure};
 
+use super::bulk::refine_refusal;
+use super::listing::objects_only;
 use super::location::GcsLocation;
-use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, Tuning, WriteMode};
+use super::{
+    ByteReader, DirEntry, Key, ObjectMeta, Storage, StorageError, Tuning, Versioning, WriteMode,
+};
 
 /// GCS returns at most this many objects per list page.
 const MAX_LIST_PAGE: u32 = 1000;
@@ -210,45 +216,26 @@ impl Storage for GcsStorage {
             .map(|object| meta_of(key.clone(), &object)))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        let error_key = format!("gs://{}/{prefix}", self.bucket);
-        let mut found = Vec::new();
-        let mut page_token = None;
-        loop {
-            let request = ListObjectsRequest {
-                bucket: self.bucket.clone(),
-                prefix: Some(prefix.to_owned()).filter(|prefix| !prefix.is_empty()),
-                max_results: Some(self.tuning.list_page_size.clamp(1, MAX_LIST_PAGE) as i32),
-                page_token: page_token.take(),
-                ..Default::default()
-            };
-            let page = with_retries(
-                &error_key,
-                self.tuning.retries,
-                self.timeouts.response,
-                || self.client.list_objects(&request),
-            )
-            .await
-            .map_err(|failed| failed.failure.into_storage_error(&error_key))?;
-            for object in page.items.unwrap_or_default() {
-                match Key::new(object.name.clone()) {
-                    Ok(key) => found.push(meta_of(key, &object)),
-                    // Not written by gitbak (a console "folder", say): not ours to list.
-                    Err(_) => tracing::debug!(
-                        name = object.name,
-                        "skipping an object whose name is no gitbak key"
-                    ),
-                }
-            }
-            match page.next_page_token {
-                Some(token) if !token.is_empty() => page_token = Some(token),
-                _ => return Ok(found),
-            }
-        }
+    fn list_stream<'a>(&'a self, prefix: &str) -> BoxStream<'a, Result<ObjectMeta, StorageError>> {
+        objects_only(self.entries(prefix, false))
+    }
+
+    fn list_dir_stream<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> BoxStream<'a, Result<DirEntry, StorageError>> {
+        self.entries(prefix, true)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {
-        self.delete_generation(key, None).await
+        match self.delete_generation(key, None).await {
+            Err(error) => Err(refine_refusal(error, self.hold(key)).await),
+            Ok(()) => Ok(()),
+        }
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StorageError> {
+        self.bucket_versioning().await
     }
 }
 

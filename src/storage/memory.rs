@@ -7,9 +7,10 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use futures::stream::{self, BoxStream, StreamExt};
 use tokio::io::AsyncReadExt;
 
-use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, WriteMode};
+use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, Versioning, WriteMode};
 
 #[derive(Default)]
 pub struct MemoryStorage {
@@ -74,17 +75,25 @@ impl Storage for MemoryStorage {
         }))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        Ok(self
+    /// A snapshot taken at the call: the objects are in memory already.
+    fn list_stream<'a>(&'a self, prefix: &str) -> BoxStream<'a, Result<ObjectMeta, StorageError>> {
+        let found: Vec<_> = self
             .objects()
             .iter()
             .filter(|(key, _)| key.as_str().starts_with(prefix))
-            .map(|(key, (bytes, modified))| ObjectMeta {
-                key: key.clone(),
-                size: bytes.len() as u64,
-                modified: *modified,
+            .map(|(key, (bytes, modified))| {
+                Ok(ObjectMeta {
+                    key: key.clone(),
+                    size: bytes.len() as u64,
+                    modified: *modified,
+                })
             })
-            .collect())
+            .collect();
+        stream::iter(found).boxed()
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StorageError> {
+        Ok(Versioning::Off)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {

@@ -5,9 +5,11 @@
 //! `StorageExt`, which implementors never override.
 
 pub mod azure;
+mod bulk;
 pub mod digest;
 mod fs;
 pub mod gcs;
+mod listing;
 pub mod location;
 pub mod memory;
 mod prefixed;
@@ -19,10 +21,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use futures::stream::{BoxStream, TryStreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub use bulk::DELETE_CONCURRENCY;
 pub(crate) use fs::blocking;
 pub use fs::{FsStorage, LocalFiles, PendingFile, WriteBehind};
+pub use listing::{DirEntry, DirListing};
 pub use location::Location;
 pub use memory::MemoryStorage;
 
@@ -97,11 +102,52 @@ pub enum StorageError {
     Source(#[source] std::io::Error),
     #[error("invalid storage key {key:?}")]
     InvalidKey { key: String },
+    /// The store refused a delete and the object shows a retention period
+    /// or a legal hold: it stays until the lock ends, whatever gitbak does.
+    #[error("{key}: kept by the store's {reason}; it can be deleted once that ends")]
+    Locked { key: String, reason: String },
 }
 
 impl StorageError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::NotFound { .. })
+    }
+
+    /// The same failure, reported for another key: one failed batch request
+    /// fails each of its keys.
+    pub(crate) fn for_key(&self, key: &str) -> Self {
+        let key = key.to_owned();
+        match self {
+            Self::NotFound { .. } => Self::NotFound { key },
+            Self::AlreadyExists { .. } => Self::AlreadyExists { key },
+            Self::AccessDenied { message, .. } => Self::AccessDenied {
+                key,
+                message: message.clone(),
+            },
+            Self::Transient { message, .. } => Self::Transient {
+                key,
+                message: message.clone(),
+            },
+            Self::Locked { reason, .. } => Self::Locked {
+                key,
+                reason: reason.clone(),
+            },
+            Self::Other { message, .. } => Self::Other {
+                key,
+                message: message.clone(),
+            },
+            Self::Source(error) => Self::Other {
+                key,
+                message: error.to_string(),
+            },
+            Self::InvalidKey { .. } => Self::InvalidKey { key },
+        }
+    }
+
+    /// A refusal worth asking the object about: it may be locked. Missing
+    /// objects, conflicts and transient failures are not refusals.
+    pub(crate) fn may_be_lock(&self) -> bool {
+        matches!(self, Self::AccessDenied { .. } | Self::Other { .. })
     }
 
     pub(crate) fn from_io(key: &str, error: std::io::Error) -> Self {
@@ -128,8 +174,13 @@ impl StorageError {
 }
 
 /// Contract: `put` is all-or-nothing (a failed or interrupted put leaves no
-/// visible object); `list` returns every object whose key starts with
-/// `prefix`, in no particular order; deleting a missing key is `Ok`.
+/// visible object); listings return every object whose key starts with
+/// `prefix`, each once, in no particular order, page by page as the provider
+/// serves them; deleting a missing key is `Ok`; a delete the store refuses
+/// is `Locked` only when the object shows a retention period or legal hold.
+///
+/// Implementors write the required methods; the provided ones have a
+/// generic default a provider overrides where it has a better call.
 #[async_trait]
 pub trait Storage: fmt::Display + Send + Sync {
     async fn put(
@@ -141,8 +192,37 @@ pub trait Storage: fmt::Display + Send + Sync {
     async fn get(&self, key: &Key) -> Result<ByteReader, StorageError>;
     /// `Ok(None)` when the key does not exist.
     async fn head(&self, key: &Key) -> Result<Option<ObjectMeta>, StorageError>;
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError>;
+    /// Every object under `prefix`, streamed: memory holds one page
+    /// (`Tuning::list_page_size` keys), never the whole listing. An error
+    /// ends the stream. The stream does not borrow `prefix`.
+    fn list_stream<'a>(&'a self, prefix: &str) -> BoxStream<'a, Result<ObjectMeta, StorageError>>;
     async fn delete(&self, key: &Key) -> Result<(), StorageError>;
+
+    /// One level under `prefix`: the objects whose key has no `/` after
+    /// `prefix`, and each distinct sub-prefix (`prefix` + name + `/`) once,
+    /// streamed like `list_stream`. A filesystem may also show a sub-prefix
+    /// holding no object (an empty directory). The default filters the full
+    /// listing; providers with a delimiter listing override it.
+    fn list_dir_stream<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> BoxStream<'a, Result<DirEntry, StorageError>> {
+        listing::one_level(self.list_stream(prefix), prefix.to_owned())
+    }
+
+    /// Deletes `keys`, returning one result per key in the same order.
+    /// Missing keys are `Ok`. The default runs `DELETE_CONCURRENCY` single
+    /// deletes at a time; providers with a batch call override it.
+    async fn delete_many(&self, keys: &[Key]) -> Vec<Result<(), StorageError>> {
+        bulk::delete_each(self, keys).await
+    }
+
+    /// Whether deleting frees space: on a versioned bucket a delete leaves
+    /// the data as an older version (or behind a delete marker) until the
+    /// bucket's lifecycle rules remove it.
+    async fn versioning(&self) -> Result<Versioning, StorageError> {
+        Ok(Versioning::Unknown)
+    }
 
     /// The objects as files in a local directory, where they are (the
     /// filesystem backend): git then reads and writes bundles directly.
@@ -152,7 +232,22 @@ pub trait Storage: fmt::Display + Send + Sync {
     }
 }
 
-/// Conveniences over any `Storage`.
+/// What a delete does to the data, as `Storage::versioning` finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Versioning {
+    /// Deletes free the space (filesystems, unversioned buckets).
+    Off,
+    /// Deletes leave versions or delete markers: nothing is freed until
+    /// the bucket's lifecycle rules remove noncurrent versions.
+    On,
+    /// Versioning was on and is suspended: objects written while it was on
+    /// keep their older versions.
+    Suspended,
+    /// The provider (or gitbak's permissions there) cannot tell.
+    Unknown,
+}
+
+/// Conveniences over any `Storage`; implementors never override them.
 #[async_trait]
 pub trait StorageExt: Storage {
     async fn put_bytes(
@@ -174,6 +269,33 @@ pub trait StorageExt: Storage {
             .await
             .map_err(|error| StorageError::from_io(key.as_str(), error))?;
         Ok(bytes)
+    }
+
+    /// Every object under `prefix`, collected. For prefixes that may hold
+    /// millions of keys, use `list_stream`.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
+        self.list_stream(prefix).try_collect().await
+    }
+
+    /// One level under `prefix`, collected (see `list_dir_stream`).
+    async fn list_dir(&self, prefix: &str) -> Result<DirListing, StorageError> {
+        listing::collect_dir(self.list_dir_stream(prefix)).await
+    }
+
+    /// Reads many small objects (manifests), `concurrency` at a time, as
+    /// they arrive: each key with its bytes or its error (`NotFound` if it
+    /// went since it was listed). Memory: `concurrency` bodies in flight
+    /// plus what the caller has not consumed yet.
+    fn get_many_bytes<'a, I>(
+        &'a self,
+        keys: I,
+        concurrency: usize,
+    ) -> BoxStream<'a, (Key, Result<Vec<u8>, StorageError>)>
+    where
+        I: IntoIterator<Item = Key> + Send + 'a,
+        I::IntoIter: Send + 'a,
+    {
+        bulk::get_many_bytes(self, keys, concurrency)
     }
 }
 

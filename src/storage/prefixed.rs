@@ -5,8 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::stream::{BoxStream, StreamExt, TryStreamExt};
 
-use super::{ByteReader, Key, LocalFiles, ObjectMeta, Storage, StorageError, WriteMode};
+use super::{
+    ByteReader, DirEntry, Key, LocalFiles, ObjectMeta, Storage, StorageError, Versioning, WriteMode,
+};
 
 pub struct Prefixed {
     inner: Arc<dyn Storage>,
@@ -20,6 +23,12 @@ impl Prefixed {
 
     fn full(&self, key: &Key) -> Result<Key, StorageError> {
         Key::new(format!("{}{}", self.prefix, key.as_str()))
+    }
+
+    /// A listed key without the prefix (the inner listing had it).
+    fn strip(&self, mut meta: ObjectMeta) -> Result<ObjectMeta, StorageError> {
+        meta.key = Key::new(meta.key.as_str()[self.prefix.len()..].to_owned())?;
+        Ok(meta)
     }
 }
 
@@ -53,19 +62,49 @@ impl Storage for Prefixed {
         }))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        let found = self.inner.list(&format!("{}{prefix}", self.prefix)).await?;
-        found
-            .into_iter()
-            .map(|mut meta| {
-                meta.key = Key::new(meta.key.as_str()[self.prefix.len()..].to_owned())?;
-                Ok(meta)
+    fn list_stream<'a>(&'a self, prefix: &str) -> BoxStream<'a, Result<ObjectMeta, StorageError>> {
+        self.inner
+            .list_stream(&format!("{}{prefix}", self.prefix))
+            .and_then(|meta| futures::future::ready(self.strip(meta)))
+            .boxed()
+    }
+
+    fn list_dir_stream<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> BoxStream<'a, Result<DirEntry, StorageError>> {
+        self.inner
+            .list_dir_stream(&format!("{}{prefix}", self.prefix))
+            .and_then(|entry| {
+                futures::future::ready(match entry {
+                    DirEntry::Object(meta) => self.strip(meta).map(DirEntry::Object),
+                    DirEntry::Prefix(sub) => Ok(DirEntry::Prefix(
+                        sub.strip_prefix(&self.prefix).unwrap_or(&sub).to_owned(),
+                    )),
+                })
             })
-            .collect()
+            .boxed()
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {
         self.inner.delete(&self.full(key)?).await
+    }
+
+    /// Errors name the full object names, which is what an admin looks for
+    /// in the bucket.
+    async fn delete_many(&self, keys: &[Key]) -> Vec<Result<(), StorageError>> {
+        let full: Result<Vec<Key>, StorageError> = keys.iter().map(|key| self.full(key)).collect();
+        match full {
+            Ok(full) => self.inner.delete_many(&full).await,
+            Err(error) => keys
+                .iter()
+                .map(|key| Err(error.for_key(key.as_str())))
+                .collect(),
+        }
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StorageError> {
+        self.inner.versioning().await
     }
 
     /// A prefix that is a directory keeps local files local; any other

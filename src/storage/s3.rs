@@ -36,11 +36,19 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinSet;
 
+mod delete;
 mod errors;
+mod listing;
 mod upload;
 
+use futures::stream::BoxStream;
+
+use super::bulk::refine_refusal;
+use super::listing::objects_only;
 use super::location::{ChecksumWhen, S3Location};
-use super::{ByteReader, Key, ObjectMeta, Storage, StorageError, Tuning, WriteMode};
+use super::{
+    ByteReader, DirEntry, Key, ObjectMeta, Storage, StorageError, Tuning, Versioning, WriteMode,
+};
 use errors::storage_error;
 use upload::{part_size, read_part};
 
@@ -245,42 +253,15 @@ impl Storage for S3Storage {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<ObjectMeta>, StorageError> {
-        let page_size = i32::try_from(self.tuning.list_page_size)
-            .unwrap_or(1000)
-            .clamp(1, 1000);
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .max_keys(page_size)
-            .into_paginator()
-            .send();
-        let mut found = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|error| self.error(prefix, error))?;
-            for object in page.contents() {
-                let name = object.key().unwrap_or_default();
-                // Console "folder" markers (`dir/`) and the like are not gitbak's.
-                let Ok(key) = Key::new(name) else {
-                    tracing::debug!(
-                        key = name,
-                        "skipping an object whose name is not a gitbak key"
-                    );
-                    continue;
-                };
-                found.push(ObjectMeta {
-                    key,
-                    size: object.size().unwrap_or(0).max(0) as u64,
-                    modified: object
-                        .last_modified()
-                        .and_then(|time| SystemTime::try_from(*time).ok())
-                        .unwrap_or(SystemTime::UNIX_EPOCH),
-                });
-            }
-        }
-        Ok(found)
+    fn list_stream<'a>(&'a self, prefix: &str) -> BoxStream<'a, Result<ObjectMeta, StorageError>> {
+        objects_only(self.entries(prefix, false))
+    }
+
+    fn list_dir_stream<'a>(
+        &'a self,
+        prefix: &str,
+    ) -> BoxStream<'a, Result<DirEntry, StorageError>> {
+        self.entries(prefix, true)
     }
 
     async fn delete(&self, key: &Key) -> Result<(), StorageError> {
@@ -295,9 +276,18 @@ impl Storage for S3Storage {
             Ok(_) => Ok(()),
             Err(error) => match self.error(key.as_str(), error) {
                 StorageError::NotFound { .. } => Ok(()),
-                other => Err(other),
+                other => Err(refine_refusal(other, self.hold(key.as_str())).await),
             },
         }
+    }
+
+    /// DeleteObjects, 1,000 keys a request.
+    async fn delete_many(&self, keys: &[Key]) -> Vec<Result<(), StorageError>> {
+        self.delete_batches(keys).await
+    }
+
+    async fn versioning(&self) -> Result<Versioning, StorageError> {
+        self.bucket_versioning().await
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use gitbak::storage::gcs::{GcsEnvironment, GcsTimeouts};
 use gitbak::storage::location::GcsLocation;
-use gitbak::storage::{Key, Location, StorageError, StorageExt, WriteMode};
+use gitbak::storage::{Key, Location, StorageError, StorageExt, Versioning, WriteMode};
 use tokio::io::{AsyncRead, ReadBuf};
 
 use super::{
@@ -119,13 +119,17 @@ impl Emulator {
 
     /// Creates a bucket through the emulator's own API, not through gitbak.
     pub(crate) fn create_bucket(&self, name: &str) {
-        let (status, body) = http(
-            self.port,
-            "POST",
-            "/storage/v1/b?project=p",
-            &format!(r#"{{"name":"{name}"}}"#),
-        )
-        .unwrap();
+        self.create_bucket_from(name, &format!(r#"{{"name":"{name}"}}"#));
+    }
+
+    /// A bucket that keeps older versions of deleted objects.
+    fn create_versioned_bucket(&self, name: &str) {
+        let json = format!(r#"{{"name":"{name}","versioning":{{"enabled":true}}}}"#);
+        self.create_bucket_from(name, &json);
+    }
+
+    fn create_bucket_from(&self, name: &str, json: &str) {
+        let (status, body) = http(self.port, "POST", "/storage/v1/b?project=p", json).unwrap();
         assert_eq!(status, 200, "creating bucket {name}: {body}");
     }
 
@@ -176,12 +180,26 @@ async fn gcs_conforms() {
     .unwrap();
     assert_eq!(storage.to_string(), "gs://conformance");
     conformance(
-        storage,
+        storage.clone(),
         Unenforced {
             create_only_multipart: true,
         },
     )
     .await;
+    super::scale::at_scale(storage, Versioning::Off).await;
+}
+
+#[tokio::test]
+async fn gcs_versioned_bucket_is_reported() {
+    let emulator = Emulator::start();
+    emulator.create_versioned_bucket("versioned");
+    let storage = gitbak::storage::open(
+        &Location::parse(&emulator.url("versioned")).unwrap(),
+        small_tuning(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(storage.versioning().await.unwrap(), Versioning::On);
 }
 
 #[tokio::test]

@@ -94,6 +94,10 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Creates a bucket through moto's S3 API, which takes unsigned requests.
     pub(crate) fn create_bucket(&self, bucket: &str, object_lock: bool) {
         let headers: &[&str] = if object_lock {
@@ -141,7 +145,7 @@ fn http(port: u16, method: &str, path: &str, headers: &[&str]) -> Option<u16> {
     status_line.split(' ').nth(1)?.parse().ok()
 }
 
-async fn open(endpoint: &str, bucket: &str, tuning: Tuning) -> Arc<dyn Storage> {
+pub(crate) async fn open(endpoint: &str, bucket: &str, tuning: Tuning) -> Arc<dyn Storage> {
     let url = format!("s3://{bucket}?endpoint={endpoint}&use_path_style=true&region=us-east-1");
     gitbak::storage::open(&Location::parse(&url).unwrap(), tuning)
         .await
