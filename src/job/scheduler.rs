@@ -76,7 +76,41 @@ pub struct RunReport {
     pub interrupted: bool,
 }
 
-pub type Work = Arc<dyn Fn(Job) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync>;
+pub type Work =
+    Arc<dyn Fn(Job, Slots) -> Pin<Box<dyn Future<Output = Outcome> + Send>> + Send + Sync>;
+
+/// The slots (its storage's and the global one) a running job holds until
+/// it ends, or until it gives them up with `release` because what is left
+/// of it runs no git: an unchanged repository's backup, left only to write
+/// its manifests and wait for them to be durable, lets the next repository
+/// start meanwhile, and many such waits then share one filesystem sync.
+///
+/// A handle: the job's task holds the slots too, so dropping the handle
+/// early releases nothing.
+pub struct Slots {
+    held: Arc<std::sync::Mutex<Option<Permits>>>,
+    storage: String,
+    freed: mpsc::UnboundedSender<String>,
+}
+
+/// The storage's permit, and the global one (its semaphore is never
+/// closed, so it is always there).
+type Permits = (OwnedSemaphorePermit, Option<OwnedSemaphorePermit>);
+
+impl Slots {
+    pub fn release(&mut self) {
+        let permits = self
+            .held
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if permits.is_some() {
+            drop(permits);
+            // The scheduler hands the storage's slot to its next job.
+            let _ = self.freed.send(std::mem::take(&mut self.storage));
+        }
+    }
+}
 
 pub async fn run(
     source: impl JobSource,
@@ -131,11 +165,12 @@ async fn run_with(
     };
     let mut tasks: JoinSet<(Job, Option<Outcome>)> = JoinSet::new();
     let mut report = RunReport::default();
+    let (freed_sender, mut freed) = mpsc::unbounded_channel::<String>();
     let spawn = |tasks: &mut JoinSet<_>, (job, ticket, storage_slot): Ready| {
         tasks.spawn(run_job(
             job,
             ticket,
-            storage_slot,
+            (storage_slot, freed_sender.clone()),
             global.clone(),
             command,
             progress.clone(),
@@ -188,6 +223,14 @@ async fn run_with(
                 record(&mut report, finished);
                 if !stopped {
                     for ready in queues.dispatch(storage.as_deref()) {
+                        spawn(&mut tasks, ready);
+                    }
+                }
+            }
+            // Cancel-safe: `recv` takes a message only when it returns it.
+            Some(storage) = freed.recv() => {
+                if !stopped {
+                    for ready in queues.dispatch(Some(&storage)) {
                         spawn(&mut tasks, ready);
                     }
                 }
@@ -279,7 +322,7 @@ impl Queues {
 async fn run_job(
     job: Job,
     ticket: Ticket,
-    _storage_slot: OwnedSemaphorePermit,
+    (storage_slot, freed): (OwnedSemaphorePermit, mpsc::UnboundedSender<String>),
     global: Arc<Semaphore>,
     command: CommandName,
     progress: Arc<dyn Progress>,
@@ -295,8 +338,17 @@ async fn run_job(
     };
     // Started (or never will): no longer ahead of the running jobs.
     drop(ticket);
-    let Some(_global_slot) = global_slot else {
+    let Some(global_slot) = global_slot else {
         return (job, None);
+    };
+    let held = Arc::new(std::sync::Mutex::new(Some((
+        storage_slot,
+        global_slot.ok(),
+    ))));
+    let slots = Slots {
+        held: held.clone(),
+        storage: job.storage_name.clone(),
+        freed,
     };
     progress.job_event(command, &job, Event::Started);
     // Not raced against `cancel`: a running job cleans up after itself
@@ -304,7 +356,7 @@ async fn run_job(
     // the grace period is over.
     let work = AssertUnwindSafe(async {
         crate::failpoint::hit("job-start");
-        work(job.clone()).await
+        work(job.clone(), slots).await
     });
     let outcome = match work.catch_unwind().await {
         Ok(outcome) => outcome,
@@ -397,7 +449,7 @@ mod tests {
         }
         let counters = Arc::new(Mutex::new(Counters::default()));
         let work_counters = counters.clone();
-        let work: Work = Arc::new(move |job: Job| {
+        let work: Work = Arc::new(move |job: Job, _slots: Slots| {
             let counters = work_counters.clone();
             Box::pin(async move {
                 {
@@ -480,7 +532,7 @@ mod tests {
     async fn failures_are_collected_and_the_rest_run() {
         let ran = Arc::new(AtomicUsize::new(0));
         let counter = ran.clone();
-        let work: Work = Arc::new(move |job: Job| {
+        let work: Work = Arc::new(move |job: Job, _slots: Slots| {
             let counter = counter.clone();
             Box::pin(async move {
                 counter.fetch_add(1, Ordering::SeqCst);
@@ -508,6 +560,45 @@ mod tests {
         assert_eq!(report.completed, 5);
         assert_eq!(report.failures.len(), 1);
         assert_eq!(report.failures[0].0.relative_path, "3.git");
+    }
+
+    #[tokio::test]
+    async fn a_job_that_releases_its_slots_lets_the_next_one_start() {
+        // One slot in all: every job releases it, then waits until the job
+        // after it has started. Without the release, the first job waits
+        // forever for a start that needs its slot.
+        let started: Arc<Vec<tokio::sync::Notify>> =
+            Arc::new((0..4).map(|_| tokio::sync::Notify::new()).collect());
+        let held_at_once = Arc::new(AtomicUsize::new(0));
+        let (work_started, work_held) = (started.clone(), held_at_once.clone());
+        let work: Work = Arc::new(move |job: Job, mut slots: Slots| {
+            let (started, held) = (work_started.clone(), work_held.clone());
+            Box::pin(async move {
+                let index: usize = job.relative_path.trim_end_matches(".git").parse().unwrap();
+                assert_eq!(held.fetch_add(1, Ordering::SeqCst), 0, "slot shared");
+                started[index].notify_one();
+                held.fetch_sub(1, Ordering::SeqCst);
+                slots.release();
+                if index + 1 < started.len() {
+                    started[index + 1].notified().await;
+                }
+                Outcome::Completed
+            })
+        });
+        let report = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            run(
+                jobs(&[("a", 4)]).into_iter(),
+                limits(1),
+                CommandName::Create,
+                Arc::new(Silent),
+                CancellationToken::new(),
+                work,
+            ),
+        )
+        .await
+        .expect("a released slot was not handed on");
+        assert_eq!(report.completed, 4);
     }
 
     fn limits(parallel: usize) -> Limits {
@@ -556,7 +647,7 @@ mod tests {
         });
         let seen = Arc::new(Mutex::new(Vec::new()));
         let record = seen.clone();
-        let work: Work = Arc::new(move |job: Job| {
+        let work: Work = Arc::new(move |job: Job, _slots: Slots| {
             let seen = record.clone();
             Box::pin(async move {
                 if job.line % 2 == 0 {
@@ -623,7 +714,7 @@ mod tests {
         };
         let gate = Arc::new(Semaphore::new(0));
         let (work_started, work_gate) = (started.clone(), gate.clone());
-        let work: Work = Arc::new(move |_job: Job| {
+        let work: Work = Arc::new(move |_job: Job, _slots: Slots| {
             let (started, gate) = (work_started.clone(), work_gate.clone());
             started.fetch_add(1, Ordering::SeqCst);
             Box::pin(async move {
@@ -661,7 +752,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let ran = Arc::new(Mutex::new(Vec::new()));
         let (work_cancel, work_ran) = (cancel.clone(), ran.clone());
-        let work: Work = Arc::new(move |job: Job| {
+        let work: Work = Arc::new(move |job: Job, _slots: Slots| {
             let (cancel, ran) = (work_cancel.clone(), work_ran.clone());
             Box::pin(async move {
                 ran.lock().unwrap().push(job.relative_path.clone());
@@ -696,7 +787,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let finished = Arc::new(AtomicUsize::new(0));
         let (work_cancel, work_finished) = (cancel.clone(), finished.clone());
-        let work: Work = Arc::new(move |_job: Job| {
+        let work: Work = Arc::new(move |_job: Job, _slots: Slots| {
             let (cancel, finished) = (work_cancel.clone(), work_finished.clone());
             Box::pin(async move {
                 cancel.cancel();
@@ -727,7 +818,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_job_names_its_repository() {
-        let work: Work = Arc::new(move |job: Job| {
+        let work: Work = Arc::new(move |job: Job, _slots: Slots| {
             Box::pin(async move {
                 if job.relative_path == "1.git" {
                     panic!("index out of bounds");
@@ -759,7 +850,7 @@ mod tests {
         let input = "{\"storage_name\":\"a\",\"relative_path\":\"1.git\"}\n{oops\n{\"storage_name\":\"a\",\"relative_path\":\"3.git\"}\n";
         let ran = Arc::new(Mutex::new(Vec::new()));
         let work_ran = ran.clone();
-        let work: Work = Arc::new(move |job: Job| {
+        let work: Work = Arc::new(move |job: Job, _slots: Slots| {
             let ran = work_ran.clone();
             Box::pin(async move {
                 ran.lock().unwrap().push(job.relative_path);

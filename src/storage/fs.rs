@@ -5,18 +5,21 @@
 //! file. Modes follow gitaly-backup's filesystem sink: directories 0700,
 //! files 0600.
 
+mod durable;
 mod walk;
 
 use std::fmt;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use std::io::Write as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use self::durable::{sync_dir, Durability, SyncGroup};
 use super::listing::objects_only;
 use super::{ByteReader, DirEntry, Key, ObjectMeta, Storage, StorageError, Versioning, WriteMode};
 
@@ -42,7 +45,10 @@ pub struct FsStorage {
 impl FsStorage {
     pub fn new(root: PathBuf) -> Self {
         Self {
-            files: LocalFiles { root },
+            files: LocalFiles {
+                durability: Arc::new(SyncGroup::new(root.clone())),
+                root,
+            },
         }
     }
 }
@@ -60,6 +66,8 @@ impl fmt::Display for FsStorage {
 #[derive(Debug, Clone)]
 pub struct LocalFiles {
     root: PathBuf,
+    /// Shared by every view of the same storage (`under`).
+    durability: Arc<SyncGroup>,
 }
 
 impl LocalFiles {
@@ -73,7 +81,28 @@ impl LocalFiles {
         let key = Key::new(prefix).ok()?;
         Some(Self {
             root: self.path(&key),
+            durability: self.durability.clone(),
         })
+    }
+
+    /// Makes the bytes of `files` durable, for `PendingFile::publish`:
+    /// one filesystem sync shared with every caller waiting at the same
+    /// time where it covers them (see `durable`), else an fsync of each.
+    pub fn make_durable(&self, files: &[&PendingFile]) -> Result<Durable, StorageError> {
+        let key = files.first().map_or("", |file| file.key.as_str());
+        let handles: Vec<&std::fs::File> = files.iter().map(|file| &file.file).collect();
+        self.durability
+            .make_durable(&handles)
+            .map(Durable)
+            .map_err(|error| StorageError::from_io(key, error))
+    }
+
+    /// Makes every file published so far durable under its name: before
+    /// anything that says "these are all there" (the backup id marker).
+    pub fn settle(&self) -> Result<(), StorageError> {
+        self.durability
+            .settle()
+            .map_err(|error| StorageError::from_io(self.root.to_string_lossy().as_ref(), error))
     }
 
     /// Opens an object for reading.
@@ -192,6 +221,33 @@ impl PendingFile {
     }
 }
 
+impl PendingFile {
+    /// Makes a file that `LocalFiles::make_durable` made durable visible
+    /// under its key: the rename of `commit`, with the directory's fsync
+    /// only where no shared sync will cover it.
+    pub fn publish(mut self, durable: Durable) -> Result<ObjectMeta, StorageError> {
+        let io_error = |error| StorageError::from_io(self.key.as_str(), error);
+        let temp = self.temp.0.take().unwrap_or_default();
+        let renamed = match self.mode {
+            WriteMode::CreateOnly => rename_no_replace(&temp, &self.target),
+            WriteMode::Overwrite => std::fs::rename(&temp, &self.target),
+        };
+        if let Err(error) = renamed {
+            let _ = std::fs::remove_file(&temp);
+            return Err(io_error(error));
+        }
+        if durable.0 == Durability::PerFile {
+            sync_dir(self.target.parent().unwrap_or(Path::new("/"))).map_err(io_error)?;
+        }
+        let metadata = self.file.metadata().map_err(io_error)?;
+        Ok(meta_of(self.key.clone(), &metadata))
+    }
+}
+
+/// Proof that files were made durable, and how (`LocalFiles::make_durable`).
+#[derive(Debug, Clone, Copy)]
+pub struct Durable(Durability);
+
 /// Starts writeback of a file that another process is still appending to,
 /// as far as it is known to be written, so that the fsync ending the put
 /// finds little left to do.
@@ -270,10 +326,6 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
         }
         Err(errno) => Err(errno.into()),
     }
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 fn meta_of(key: Key, metadata: &std::fs::Metadata) -> ObjectMeta {
@@ -616,9 +668,9 @@ mod leftover_tests {
     #[test]
     fn only_dead_local_leftovers_are_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let files = LocalFiles {
-            root: dir.path().to_path_buf(),
-        };
+        let files = FsStorage::new(dir.path().to_path_buf())
+            .local_files()
+            .unwrap();
         let step = dir.path().join("default/a.git/1");
         std::fs::create_dir_all(&step).unwrap();
         let host = crate::tempname::host();

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 pub use bulk::DELETE_CONCURRENCY;
 pub(crate) use fs::blocking;
-pub use fs::{FsStorage, LocalFiles, PendingFile, WriteBehind};
+pub use fs::{Durable, FsStorage, LocalFiles, PendingFile, WriteBehind};
 pub use listing::{DirEntry, DirListing};
 pub use location::Location;
 pub use memory::MemoryStorage;

@@ -12,12 +12,13 @@ mod incremental;
 mod snapshot;
 mod step;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::git::bundle::full_bundle_header;
 use crate::job::progress::CommandName;
-use crate::job::scheduler::{JobSource, Outcome, RunReport, Work};
+use crate::job::scheduler::{JobSource, Outcome, RunReport, Slots, Work};
 use crate::job::Job;
 use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest};
 use crate::layout::{self, BackupId, RelativePath, StorageName};
@@ -80,9 +81,11 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
     };
     let work_ctx = ctx.clone();
     let work_options = options.clone();
-    let work: Work = Arc::new(move |job: Job| {
+    let work: Work = Arc::new(move |job: Job, mut slots: Slots| {
         let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
-        Box::pin(async move { back_up_job(&ctx, &options, latest_id.as_ref(), &job).await })
+        Box::pin(
+            async move { back_up_job(&ctx, &options, latest_id.as_ref(), &job, &mut slots).await },
+        )
     });
     let report = ctx
         .run_jobs(jobs, options.run.limits, CommandName::Create, work)
@@ -107,7 +110,15 @@ async fn write_marker(ctx: &Context, id: &BackupId) -> Result<bool, String> {
     let key = layout::backup_id_marker_key(id);
     if let Some(files) = ctx.storage.local_files() {
         let dir = key_dir(&key);
-        let _ = storage::blocking(&key, move || files.remove_stale_temporaries(&dir)).await;
+        // The marker says the run is complete: every manifest published
+        // by it must be durable under its name first.
+        storage::blocking(&key, move || {
+            files.settle()?;
+            let _ = files.remove_stale_temporaries(&dir);
+            Ok(())
+        })
+        .await
+        .map_err(|error| error.to_string())?;
     }
     match ctx
         .storage
@@ -124,6 +135,7 @@ async fn back_up_job(
     options: &CreateOptions,
     latest_id: Option<&BackupId>,
     job: &Job,
+    slots: &mut Slots,
 ) -> Outcome {
     let (storage_name, path) = match admit(ctx, &options.run, job) {
         Ok(admitted) => admitted,
@@ -167,7 +179,7 @@ async fn back_up_job(
         Ok(None) => {}
         Err(error) => return Outcome::Failed(error.to_string()),
     }
-    match back_up(ctx, options, latest_id, &target).await {
+    match back_up(ctx, options, latest_id, &target, slots).await {
         Ok(()) => Outcome::Completed,
         Err(error) => Outcome::Failed(error.to_string()),
     }
@@ -254,6 +266,7 @@ async fn back_up(
     options: &CreateOptions,
     latest_id: Option<&BackupId>,
     target: &Target,
+    slots: &mut Slots,
 ) -> Result<(), CreateError> {
     let (refs, read_at, identity, hooks) = match snapshot::take(ctx, target).await? {
         Snapshot::Found {
@@ -263,6 +276,7 @@ async fn back_up(
             hooks,
         } => (refs, read_at, identity, hooks),
         Snapshot::Missing => {
+            slots.release();
             let checked_at = (ctx.now)();
             let manifest = Manifest {
                 empty: true,
@@ -289,6 +303,7 @@ async fn back_up(
     let (steps, files, empty) = match plan {
         Plan::Reuse(base) => {
             tracing::debug!(repository = %target.path, "unchanged since its last backup: no new step");
+            slots.release();
             let files = layout::chain::base_files(&base);
             (base.steps, files, base.empty)
         }
@@ -344,6 +359,11 @@ async fn write_manifest(
     manifest: &Manifest,
 ) -> Result<(), CreateError> {
     let text = manifest.render().into_bytes();
+    if let Some(files) = ctx.storage.local_files() {
+        let latest = (!ctx.immutable)
+            .then(|| layout::latest_manifest_key(&target.storage_name, &target.path));
+        return write_manifests_locally(files, target.manifest_key.clone(), latest, text).await;
+    }
     ctx.storage
         .put_bytes(&target.manifest_key, text.clone(), WriteMode::CreateOnly)
         .await?;
@@ -355,5 +375,44 @@ async fn write_manifest(
     ctx.storage
         .put_bytes(&latest, text, WriteMode::Overwrite)
         .await?;
+    Ok(())
+}
+
+/// The local filesystem: `<id>.toml` and `+latest.toml` are written, made
+/// durable by one sync shared with the other repositories' manifests being
+/// written at the same time, and renamed into place in that order: one
+/// trip to the blocking pool and no fsync of their own (#10). The files
+/// they name were published earlier, so the shared sync covers their names
+/// too.
+async fn write_manifests_locally(
+    files: storage::LocalFiles,
+    manifest_key: Key,
+    latest_key: Option<Key>,
+    text: Vec<u8>,
+) -> Result<(), CreateError> {
+    let key = manifest_key.clone();
+    storage::blocking(&key, move || {
+        let write = |key: &Key, mode| {
+            let pending = files.create(key, mode)?;
+            pending
+                .file()
+                .write_all(&text)
+                .map_err(|error| StorageError::from_io(key.as_str(), error))?;
+            Ok::<_, StorageError>(pending)
+        };
+        let manifest = write(&manifest_key, WriteMode::CreateOnly)?;
+        let latest = latest_key
+            .map(|key| write(&key, WriteMode::Overwrite))
+            .transpose()?;
+        let durable =
+            files.make_durable(&[&manifest].into_iter().chain(&latest).collect::<Vec<_>>())?;
+        manifest.publish(durable)?;
+        crate::failpoint::hit("create-before-latest");
+        if let Some(latest) = latest {
+            latest.publish(durable)?;
+        }
+        Ok(())
+    })
+    .await?;
     Ok(())
 }

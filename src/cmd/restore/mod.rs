@@ -106,7 +106,8 @@ pub async fn run(
     let work_ctx = ctx.clone();
     let work_options = options.clone();
     let work_ledger = ledger.clone();
-    let work: Work = Arc::new(move |job: Job| {
+    // A restore holds its slots to the end: all of it is git's work.
+    let work: Work = Arc::new(move |job: Job, _slots| {
         let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
         let ledger = work_ledger.clone();
         Box::pin(async move {
