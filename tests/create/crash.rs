@@ -201,6 +201,7 @@ fn killed_at_any_window_the_rerun_completes() {
     for window in [
         "create-bundle-written",
         "create-before-manifest",
+        "syncfs",
         "create-before-latest",
         "create-before-marker",
     ] {
@@ -216,6 +217,20 @@ fn killed_at_any_window_the_rerun_completes() {
                 !temporaries(&scene.env).is_empty(),
                 "the kill came before the bundle's temporary file"
             ),
+            "syncfs" => {
+                // Killed waiting for the shared sync of the first
+                // repository's manifests: written under temporary names
+                // only, none visible.
+                assert!(
+                    temporaries(&scene.env)
+                        .iter()
+                        .any(|name| name.contains(".toml~")),
+                    "the kill came before the manifests' temporary files"
+                );
+                for repo in &scene.repos {
+                    assert!(!scene.env.backup_file(&repo.manifest_key(ID)).exists());
+                }
+            }
             "create-before-latest" => {
                 // The id's manifest landed, +latest.toml still names the
                 // earlier backup (for whichever repository got there first).
