@@ -203,25 +203,13 @@ impl PendingFile {
     /// Makes the file visible under its key, durably: fsync, a rename that
     /// never replaces an existing object (unless `Overwrite`), and an fsync
     /// of the directory.
-    pub fn commit(mut self) -> Result<ObjectMeta, StorageError> {
-        let io_error = |error| StorageError::from_io(self.key.as_str(), error);
-        self.file.sync_all().map_err(io_error)?;
-        let temp = self.temp.0.take().unwrap_or_default();
-        let renamed = match self.mode {
-            WriteMode::CreateOnly => rename_no_replace(&temp, &self.target),
-            WriteMode::Overwrite => std::fs::rename(&temp, &self.target),
-        };
-        if let Err(error) = renamed {
-            let _ = std::fs::remove_file(&temp);
-            return Err(io_error(error));
-        }
-        sync_dir(self.target.parent().unwrap_or(Path::new("/"))).map_err(io_error)?;
-        let metadata = self.file.metadata().map_err(io_error)?;
-        Ok(meta_of(self.key.clone(), &metadata))
+    pub fn commit(self) -> Result<ObjectMeta, StorageError> {
+        self.file
+            .sync_all()
+            .map_err(|error| StorageError::from_io(self.key.as_str(), error))?;
+        self.publish(Durable(Durability::PerFile))
     }
-}
 
-impl PendingFile {
     /// Makes a file that `LocalFiles::make_durable` made durable visible
     /// under its key: the rename of `commit`, with the directory's fsync
     /// only where no shared sync will cover it.
