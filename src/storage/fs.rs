@@ -105,6 +105,15 @@ impl LocalFiles {
             .map_err(|error| StorageError::from_io(self.root.to_string_lossy().as_ref(), error))
     }
 
+    /// Whether the object exists.
+    pub fn exists(&self, key: &Key) -> Result<bool, StorageError> {
+        match std::fs::metadata(self.path(key)) {
+            Ok(metadata) => Ok(metadata.is_file()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(StorageError::from_io(key.as_str(), error)),
+        }
+    }
+
     /// Opens an object for reading.
     pub fn open(&self, key: &Key) -> Result<std::fs::File, StorageError> {
         std::fs::File::open(self.path(key))

@@ -59,14 +59,15 @@ pub(super) async fn latest_backup_id(ctx: &Context) -> Option<BackupId> {
     }
 }
 
+/// What to write, given the base `find_base` found.
 pub(super) async fn plan(
     ctx: &Context,
     target: &Target,
     options: &IncrementalOptions,
-    latest_id: Option<&BackupId>,
+    base: Option<Manifest>,
     current: &Current<'_>,
 ) -> Result<Plan, CreateError> {
-    let Some(base) = find_base(ctx, target, latest_id).await? else {
+    let Some(base) = base else {
         return Ok(Plan::Full);
     };
     let last = match chain::usable_base(&base, current.identity.object_format.name()) {
@@ -114,7 +115,7 @@ fn new_chain(target: &Target, reason: NewChain) -> Plan {
 /// The latest backup in the manifest layout, `None` when there is none to
 /// build on. A damaged manifest is not built on either: a new full backup
 /// is the safe answer. Pointer and legacy backups are not continued.
-async fn find_base(
+pub(super) async fn find_base(
     ctx: &Context,
     target: &Target,
     latest_id: Option<&BackupId>,

@@ -153,11 +153,8 @@ async fn back_up_job(
         id: options.id.clone(),
         manifest_key,
     };
-    if let Err(error) = remove_leftovers(ctx, &target).await {
-        return Outcome::Failed(error.to_string());
-    }
-    match ctx.storage.head(&target.manifest_key).await {
-        Ok(Some(_))
+    match manifest_exists(ctx, &target).await {
+        Ok(true)
             if options
                 .incremental
                 .as_ref()
@@ -170,13 +167,13 @@ async fn back_up_job(
                 target.id
             ))
         }
-        Ok(Some(_)) => {
+        Ok(true) => {
             return match repair_latest(ctx, &target).await {
                 Ok(()) => Outcome::AlreadyDone(format!("already backed up as {}", options.id)),
                 Err(error) => Outcome::Failed(error.to_string()),
             }
         }
-        Ok(None) => {}
+        Ok(false) => {}
         Err(error) => return Outcome::Failed(error.to_string()),
     }
     match back_up(ctx, options, latest_id, &target, slots).await {
@@ -185,27 +182,30 @@ async fn back_up_job(
     }
 }
 
-/// Local storage: removes the temporary files a killed run of this host
-/// left where this repository's files of this id and its manifests go.
-async fn remove_leftovers(ctx: &Context, target: &Target) -> Result<(), CreateError> {
+/// Whether this id's manifest of the repository exists. On local storage,
+/// in the same trip to the blocking pool, the temporary files a killed run
+/// of this host left where this repository's files of this id and its
+/// manifests go are removed first.
+async fn manifest_exists(ctx: &Context, target: &Target) -> Result<bool, CreateError> {
     let Some(files) = ctx.storage.local_files() else {
         // Object storage keeps no temporaries: an unfinished upload is
         // invisible and aborted, or expired by the bucket's lifecycle rule.
-        return Ok(());
+        return Ok(ctx.storage.head(&target.manifest_key).await?.is_some());
     };
     let keys = layout::step_keys(&target.storage_name, &target.path, &target.id, 1);
     let step_dir = key_dir(&keys.bundle);
     let manifest_dir = key_dir(&target.manifest_key);
     let key = target.manifest_key.clone();
-    let removed = storage::blocking(&key, move || {
-        Ok(files.remove_stale_temporaries(&step_dir)?
-            + files.remove_stale_temporaries(&manifest_dir)?)
+    let (removed, exists) = storage::blocking(&target.manifest_key, move || {
+        let removed = files.remove_stale_temporaries(&step_dir)?
+            + files.remove_stale_temporaries(&manifest_dir)?;
+        Ok((removed, files.exists(&key)?))
     })
     .await?;
     if removed > 0 {
         tracing::debug!(removed, repository = %target.path, "removed temporary files of a dead run");
     }
-    Ok(())
+    Ok(exists)
 }
 
 /// The directory part of a key.
@@ -268,7 +268,19 @@ async fn back_up(
     target: &Target,
     slots: &mut Slots,
 ) -> Result<(), CreateError> {
-    let (refs, read_at, identity, hooks) = match snapshot::take(ctx, target).await? {
+    // The base is looked up while the repository is read: both are needed
+    // before anything else, and an unchanged repository is little more.
+    let (snapshot, base) = match &options.incremental {
+        Some(_) => {
+            let (snapshot, base) = tokio::join!(
+                snapshot::take(ctx, target),
+                incremental::find_base(ctx, target, latest_id)
+            );
+            (snapshot?, base?)
+        }
+        None => (snapshot::take(ctx, target).await?, None),
+    };
+    let (refs, read_at, identity, hooks) = match snapshot {
         Snapshot::Found {
             refs,
             read_at,
@@ -295,7 +307,7 @@ async fn back_up(
                 identity: &identity,
                 hooks: hooks.as_deref(),
             };
-            incremental::plan(ctx, target, incremental, latest_id, &current).await?
+            incremental::plan(ctx, target, incremental, base, &current).await?
         }
         None => Plan::Full,
     };
