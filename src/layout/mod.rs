@@ -8,6 +8,7 @@ pub mod chain;
 pub mod legacy;
 pub mod manifest;
 pub mod time;
+pub mod unreferenced;
 
 use std::fmt;
 
