@@ -73,7 +73,6 @@ run_to() {
 	"$@" >"$out"
 }
 day_time() { date -u -d "2026-01-01 +$(($1 - 1)) days 02:00:00" +%Y-%m-%dT%H:%M:%SZ; }
-day_id() { date -u -d "2026-01-01 +$(($1 - 1)) days 02:00:00" +%Y%m%d%H%M%S; }
 
 # --- the node: REPOS copies of one repository holding DAYS commits ----------------------------
 # Commit 1 carries 16 KiB of random bytes, so a full bundle outweighs six one-file increments and

@@ -95,7 +95,10 @@ pub async fn run(args: ListArgs, cancel: CancellationToken) -> anyhow::Result<St
     let options = ListOptions {
         repository: args.repository,
     };
-    let report = cmd::list::run(&ctx, options).await?;
+    let report = match cmd::list::run(&ctx, options).await {
+        Err(cmd::list::ListError::Interrupted) => return Ok(Status::Interrupted),
+        report => report?,
+    };
     let text = if args.json {
         let mut json = serde_json::to_string_pretty(&report)?;
         json.push('\n');

@@ -9,7 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::list::LocationArgs;
-use crate::cmd::prune::{Outcome, PruneOptions};
+use crate::cmd::prune::{Outcome, PruneError, PruneOptions};
 use crate::exit::{Status, UsageError};
 use crate::layout::time::{parse_point_in_time, Timestamp};
 use crate::retention::{Count, Duration, Policy, RetentionError};
@@ -103,7 +103,10 @@ pub async fn run(args: PruneArgs, cancel: CancellationToken) -> anyhow::Result<S
         dry_run: args.dry_run,
         location: args.location.path.clone(),
     };
-    let report = crate::cmd::prune::run(&ctx, options).await?;
+    let report = match crate::cmd::prune::run(&ctx, options).await {
+        Err(PruneError::Interrupted) => return Ok(Status::Interrupted),
+        report => report?,
+    };
     for warning in &report.warnings {
         eprintln!("gitbak: warning: {warning}");
     }

@@ -5,20 +5,32 @@
 //! many-gets helper replaces these few calls alone.
 
 use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
 
 use crate::layout::catalog::{Catalog, CatalogBuilder, ManifestRead};
 use crate::layout::manifest::Manifest;
-use crate::storage::{Key, ObjectMeta, Storage, StorageError, StorageExt};
+use crate::storage::{Key, Storage, StorageError, StorageExt};
 
 /// Manifest reads in flight: small objects, so this bounds requests, not
 /// memory (each read is parsed and dropped as it lands).
 const MANIFEST_READS_IN_FLIGHT: usize = 32;
 
-/// The catalogue of everything under the location, plus `extra` objects
-/// the listing does not show (temporary files found on local disk).
-pub async fn load(storage: &dyn Storage, extra: Vec<ObjectMeta>) -> Result<Catalog, StorageError> {
+/// `load`, or `None` once `cancel` fires (Ctrl-C): reading a large
+/// location's manifests takes a while, and nothing is left half done.
+pub async fn load_until_cancelled(
+    storage: &dyn Storage,
+    cancel: &CancellationToken,
+) -> Result<Option<Catalog>, StorageError> {
+    tokio::select! {
+        () = cancel.cancelled() => Ok(None),
+        catalog = load(storage) => catalog.map(Some),
+    }
+}
+
+/// The catalogue of everything under the location.
+pub async fn load(storage: &dyn Storage) -> Result<Catalog, StorageError> {
     let listing = storage.list("").await?;
-    let mut builder = CatalogBuilder::new(listing.into_iter().chain(extra));
+    let mut builder = CatalogBuilder::new(listing);
     let keys = builder.manifest_keys();
     tracing::debug!(manifests = keys.len(), "reading manifests");
     let mut reads = futures::stream::iter(keys)

@@ -90,6 +90,8 @@ pub struct ListReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
+    #[error("interrupted")]
+    Interrupted,
     #[error("{0}")]
     Storage(#[from] StorageError),
     #[error(
@@ -103,7 +105,9 @@ pub enum ListError {
 }
 
 pub async fn run(ctx: &Context, options: ListOptions) -> Result<ListReport, ListError> {
-    let catalog = super::catalog::load(ctx.storage.as_ref(), Vec::new()).await?;
+    let catalog = super::catalog::load_until_cancelled(ctx.storage.as_ref(), &ctx.cancel)
+        .await?
+        .ok_or(ListError::Interrupted)?;
     let repository = match options.repository {
         Some(repository) => {
             Some(

@@ -48,6 +48,9 @@ pub struct PruneReport {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
+    /// Before anything was removed.
+    #[error("interrupted")]
+    Interrupted,
     #[error(transparent)]
     Policy(#[from] RetentionError),
     #[error("{0}")]
@@ -77,7 +80,9 @@ pub async fn run(ctx: &Context, options: PruneOptions) -> Result<PruneReport, Pr
         }
         None => Vec::new(),
     };
-    let catalog = super::catalog::load(storage, Vec::new()).await?;
+    let catalog = super::catalog::load_until_cancelled(storage, &ctx.cancel)
+        .await?
+        .ok_or(PruneError::Interrupted)?;
     for meta in &catalog.temporaries {
         if temporaries.iter().all(|(found, _)| found.key != meta.key) {
             temporaries.push((meta.clone(), leftovers::owner_of(meta.key.as_str())));
