@@ -1,8 +1,8 @@
 //! `gitbak prune` on real backups: it removes exactly what the policy
 //! says, in its order (manifests, then files after the grace period, then
-//! markers), every kept backup still restores, what it must never touch
-//! stays, and, through failpoints, a prune beside an incremental create
-//! loses nothing.
+//! markers), every kept backup still restores, and what it must never
+//! touch stays; `concurrent`: beside an incremental create it loses
+//! nothing; `s3`: on object storage it leaves what it leaves locally.
 
 use std::collections::BTreeSet;
 
@@ -10,13 +10,16 @@ use serde_json::Value;
 
 use crate::support::{files_under, Repo, RepoState, Run, TestEnv};
 
-fn day(day: u32) -> String {
+mod concurrent;
+mod s3;
+
+pub(super) fn day(day: u32) -> String {
     format!("202601{day:02}000000")
 }
 
 /// `create --incremental --max-chain 3 --id <day>` after a change each
 /// day: chains 1-3, 4-6, 7…; the state of each day.
-fn daily_history(env: &TestEnv, repo: &Repo, days: u32) -> Vec<RepoState> {
+pub(super) fn daily_history(env: &TestEnv, repo: &Repo, days: u32) -> Vec<RepoState> {
     (1..=days)
         .map(|d| {
             env.add_commit(&repo.path(), "refs/heads/main", &format!("day-{d}.txt"));
@@ -26,7 +29,7 @@ fn daily_history(env: &TestEnv, repo: &Repo, days: u32) -> Vec<RepoState> {
         .collect()
 }
 
-fn create(env: &TestEnv, repo: &Repo, id: &str, extra: &[&str]) -> Run {
+pub(super) fn create(env: &TestEnv, repo: &Repo, id: &str, extra: &[&str]) -> Run {
     env.gitbak(["create", "--id", id])
         .args(extra)
         .backup_path()
@@ -36,7 +39,7 @@ fn create(env: &TestEnv, repo: &Repo, id: &str, extra: &[&str]) -> Run {
 }
 
 /// `prune --json <args>`, which must exit 0; its report.
-fn prune(env: &TestEnv, args: &[&str]) -> Value {
+pub(super) fn prune(env: &TestEnv, args: &[&str]) -> Value {
     let run = env
         .gitbak(["prune", "--json"])
         .args(args)
@@ -46,16 +49,16 @@ fn prune(env: &TestEnv, args: &[&str]) -> Value {
     serde_json::from_str(&run.stdout).unwrap()
 }
 
-fn files(env: &TestEnv) -> BTreeSet<String> {
+pub(super) fn files(env: &TestEnv) -> BTreeSet<String> {
     files_under(&env.backups()).into_iter().collect()
 }
 
-fn size(env: &TestEnv, key: &str) -> u64 {
+pub(super) fn size(env: &TestEnv, key: &str) -> u64 {
     std::fs::metadata(env.backup_file(key)).unwrap().len()
 }
 
 /// Restores backup `id` to a fresh storage root; it must equal `state`.
-fn assert_restores(env: &TestEnv, repo: &Repo, id: &str, state: &RepoState) {
+pub(super) fn assert_restores(env: &TestEnv, repo: &Repo, id: &str, state: &RepoState) {
     let fresh = repo.on_root(env.storage_root(&format!("restored-{id}")));
     env.restore(&[&fresh], &["--id", id]).assert_success();
     state.assert_same(
@@ -67,7 +70,7 @@ fn assert_restores(env: &TestEnv, repo: &Repo, id: &str, state: &RepoState) {
 }
 
 /// The files of `days`' steps (bundle and refs; no hooks in the fixture).
-fn step_files(repo: &Repo, days: &[u32]) -> Vec<String> {
+pub(super) fn step_files(repo: &Repo, days: &[u32]) -> Vec<String> {
     days.iter()
         .flat_map(|&d| {
             ["bundle", "refs"]
@@ -313,75 +316,4 @@ fn what_prune_never_removes() {
 /// This host's name as gitbak tags temporary files with it.
 fn gitbak_host() -> String {
     gitbak::tempname::host().to_owned()
-}
-
-/// Waits until `path` exists (a create reached its failpoint).
-fn wait_for(path: &std::path::Path) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !path.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} never appeared",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
-/// An incremental create of day 3 that pauses after writing its step,
-/// before its manifest (it chose day 2 as its base), while day 4 (a full
-/// backup) lands and a prune keeping only the newest backup runs.
-fn prune_during_incremental(env: &TestEnv, repo: &Repo, grace: &str) -> (Run, RepoState) {
-    daily_history(env, repo, 2);
-    env.add_commit(&repo.path(), "refs/heads/main", "day-3.txt");
-    let at_three = RepoState::capture(env, &repo.path());
-    std::thread::scope(|scope| {
-        let slow = scope.spawn(|| {
-            env.gitbak(["create", "--incremental", "--id", &day(3)])
-                .backup_path()
-                .storages_of(&[repo])
-                .jobs(&[repo])
-                .env("GITBAK_FAILPOINTS", "create-before-manifest=sleep8000")
-                .run()
-        });
-        wait_for(&env.backup_file(&repo.step_key(&day(3), "003.refs")));
-        create(env, repo, &day(4), &[]).assert_success();
-        let run = env
-            .gitbak(["prune", "--keep-last", "1", "--grace", grace])
-            .backup_path()
-            .run();
-        run.assert_success();
-        (slow.join().unwrap(), at_three)
-    })
-}
-
-#[test]
-fn prune_beside_an_incremental_create_loses_nothing() {
-    let env = TestEnv::new();
-    let repo = env.fixture("branches-and-tags");
-    let (slow, at_three) = prune_during_incremental(&env, &repo, "24h");
-    // The prune removed day 2's manifest, but not the files day 3 builds
-    // on, nor day 3's own, which no manifest named yet: they wait.
-    slow.assert_success();
-    assert!(!env.backup_file(&repo.manifest_key(&day(2))).exists());
-    assert_restores(&env, &repo, &day(3), &at_three);
-    // Later prunes keeping it find them named again: nothing goes.
-    let report = prune(&env, &["--keep-last", "2", "--now", "2100-01-01T00:00:00Z"]);
-    assert_eq!(report["removed"]["data_files"]["count"], 0);
-    assert_eq!(report["waiting"]["data_files"]["count"], 0);
-    assert_restores(&env, &repo, &day(3), &at_three);
-    assert_restores(&env, &repo, &day(4), &at_three);
-}
-
-#[test]
-fn a_create_whose_base_a_prune_removed_fails_without_a_manifest() {
-    let env = TestEnv::new();
-    let repo = env.fixture("branches-and-tags");
-    // --grace 0: the prune removes the base's files at once.
-    let (slow, at_three) = prune_during_incremental(&env, &repo, "0");
-    slow.assert_code(1);
-    let error = slow.job_error("create", &repo.relative_path);
-    assert!(error.contains("is gone (removed by a prune"), "{error}");
-    assert!(!env.backup_file(&repo.manifest_key(&day(3))).exists());
-    assert_restores(&env, &repo, &day(4), &at_three);
 }
