@@ -62,8 +62,8 @@ impl Progress for StderrWarnings {
     fn job_event(&self, _: CommandName, _: &Job, _: Event<'_>) {}
 
     fn run_warning(&self, message: &str, fields: &[(&str, &str)]) {
-        let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        eprintln!("gitbak: warning: {message} {}", fields.join(" "));
+        let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+        eprintln!("gitbak: warning: {message}{fields}");
     }
 }
 
