@@ -52,15 +52,6 @@ cp "$GITBAK" "$scratch/gitbak"
 GITBAK=$scratch/gitbak
 
 # --- helpers --------------------------------------------------------------------------------
-# elapsed_us CMD...: runs CMD (with the caller's redirections), prints its wall time in us.
-elapsed_us() {
-	local start=$EPOCHREALTIME status=0
-	"$@" || status=$?
-	local end=$EPOCHREALTIME
-	((status == 0)) || fail "exit $status: $* (logs in $scratch)"
-	echo $((${end/./} - ${start/./}))
-}
-median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 bytes_under() { du -sb "$1" 2>/dev/null | cut -f1; }
 job_line() { printf '{"storage_name":"default","relative_path":"%s"}\n' "$1"; }
 

@@ -28,3 +28,20 @@ hermetic_git() {
 	unset $(git rev-parse --local-env-vars) GIT_CEILING_DIRECTORIES GITBAK_GITALY_CONFIG
 	export GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_TERMINAL_PROMPT=0 LC_ALL=C
 }
+
+# elapsed_us CMD...: runs CMD (with the caller's redirections), prints its wall time in us; a
+# failing CMD fails the script (its logs are under $scratch when the caller keeps them there).
+elapsed_us() {
+	local start=$EPOCHREALTIME status=0
+	"$@" || status=$?
+	local end=$EPOCHREALTIME
+	((status == 0)) || fail "exit $status: $*${scratch:+ (logs in $scratch)}"
+	echo $((${end/./} - ${start/./}))
+}
+
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
+
+# free_port: a TCP port free on 127.0.0.1 right now, for an emulator.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

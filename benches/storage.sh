@@ -211,10 +211,6 @@ record_rss() {
 	printf 'rss\t%s\t%s\t%s\t%s\n' "$@" >>"$results"
 }
 
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # wait_http URL PID NAME: until URL answers 200 (60 s), or the emulator died.
 wait_http() {
 	local url=$1 pid=$2 name=$3 deadline=$((SECONDS + 60))

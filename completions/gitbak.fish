@@ -28,6 +28,8 @@ complete -c gitbak -n "__fish_gitbak_needs_command" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_needs_command" -s V -l version -d 'Print version'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
+complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "list" -d 'Show the backups a location holds, or one repository\'s history'
+complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "prune" -d 'Remove the backups a retention policy does not keep, and the files no backup needs'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "generate" -d 'Write shell completions and man pages into a directory'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
@@ -60,8 +62,31 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l at -d 'Restore
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s h -l help -d 'Print help'
+complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l gitaly-config -d 'Gitaly\'s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l repository -d 'Show one repository\'s history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86….git)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l json -d 'Print JSON (schema in the README) instead of a table'
+complete -c gitbak -n "__fish_gitbak_using_subcommand list" -s h -l help -d 'Print help'
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l gitaly-config -d 'Gitaly\'s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l keep-last -d 'Keep each repository\'s N newest backups' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l keep-hourly -d 'Keep the newest backup of each of the N most recent hours that have one (UTC)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l keep-daily -d 'Keep the newest backup of each of the N most recent days that have one (UTC)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l keep-weekly -d 'Keep the newest backup of each of the N most recent ISO weeks that have one' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l keep-monthly -d 'Keep the newest backup of each of the N most recent months that have one' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l keep-yearly -d 'Keep the newest backup of each of the N most recent years that have one' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l keep-within -d 'Keep every backup taken within DURATION (such as 30d, 1y6m, 2w, 36h) before each repository\'s newest backup' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l now -d 'Evaluate the policy and the grace period as of TIME (RFC 3339, or YYYYMMDDhhmmss in UTC) instead of now' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l grace -d 'Remove a data file only once no manifest has named it for this long (such as 24h, 7d, or 0 when nothing else writes to the location). A day is far longer than any one repository\'s backup takes between choosing its base and writing its manifest' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -s n -l dry-run -d 'Print the plan (each backup kept or removed, and why) and remove nothing'
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l json -d 'Print JSON (schema in the README) instead of text'
+complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "generate" -d 'Write shell completions and man pages into a directory'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "list" -d 'Show the backups a location holds, or one repository\'s history'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "prune" -d 'Remove the backups a retention policy does not keep, and the files no backup needs'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "generate" -d 'Write shell completions and man pages into a directory'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

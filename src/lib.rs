@@ -15,5 +15,6 @@ pub mod git;
 pub mod job;
 pub mod layout;
 pub mod node;
+pub mod retention;
 pub mod storage;
 pub mod tempname;

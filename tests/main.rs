@@ -9,7 +9,8 @@
 //! `refs` (refs read without git, as `git show-ref --head` prints them),
 //! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
 //! them, and gitbak backups read by gitaly-backup's algorithm), `history`
-//! (ten incremental backups of a changing repository), and
+//! (ten incremental backups of a changing repository), `list` and `prune`
+//! (what a location holds, and retention), and
 //! `regression` (compatibility with backups gitaly-backup wrote, and fixed
 //! bugs).
 #![allow(clippy::unwrap_used)]
@@ -24,6 +25,8 @@ mod generated;
 mod gitaly_mode;
 mod history;
 mod intake;
+mod list;
+mod prune;
 mod refs;
 mod regression;
 mod removal;

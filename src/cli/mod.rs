@@ -5,7 +5,10 @@
 
 pub mod generate;
 pub mod gitaly;
+pub mod list;
 pub mod output;
+pub mod prune;
+mod table;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -84,6 +87,12 @@ pub enum Command {
 
 Stop the services that write to repositories first (as for gitlab-backup restore).")]
     Restore(RestoreArgs),
+    /// Show the backups a location holds, or one repository's history.
+    #[command(after_help = list::EXAMPLES)]
+    List(list::ListArgs),
+    /// Remove the backups a retention policy does not keep, and the files no backup needs.
+    #[command(after_help = prune::EXAMPLES)]
+    Prune(prune::PruneArgs),
     /// Write shell completions and man pages into a directory.
     #[command(hide = true)]
     Generate {
@@ -303,6 +312,8 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
             };
             restore(setup, options, Arc::new(JsonLog::stdout()), cancel).await
         }
+        Command::List(args) => list::run(args, cancel).await,
+        Command::Prune(args) => prune::run(args, cancel).await,
         Command::Generate { out_dir } => {
             generate::write_all(&out_dir)?;
             Ok(Status::Success)

@@ -3,7 +3,11 @@
 //! processes itself.
 
 pub mod backups;
+pub mod catalog;
+pub mod clock;
 pub mod create;
+pub mod list;
+pub mod prune;
 pub mod restore;
 
 use std::sync::Arc;
@@ -69,12 +73,7 @@ pub(crate) fn validate(job: &crate::job::Job) -> Result<(StorageName, RelativePa
     Ok((storage, path))
 }
 
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use clock::unix_now;
 
 /// What a command needs to build its `Context`.
 #[derive(Debug, Clone)]
@@ -143,6 +142,9 @@ impl Context {
         use crate::node::config::{GitalyConfig, DEFAULT_GITALY_CONFIG};
         use crate::storage::Location;
 
+        if let Some(Err(error)) = clock::test_now() {
+            return Err(UsageError(error).into());
+        }
         let config_path = setup.gitaly_config.clone().or_else(|| {
             let default = std::path::PathBuf::from(DEFAULT_GITALY_CONFIG);
             default.is_file().then_some(default)

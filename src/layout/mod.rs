@@ -3,10 +3,12 @@
 //! Pure: no I/O and no clock. Keys must stay byte-compatible with gitaly-backup
 //! (gitaly-backup-spec.md §3.4), so any change here needs a golden test.
 
+pub mod catalog;
 pub mod chain;
 pub mod legacy;
 pub mod manifest;
 pub mod time;
+pub mod unreferenced;
 
 use std::fmt;
 

@@ -161,8 +161,10 @@ fn unix_seconds(
     Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
-/// Howard Hinnant's days-from-civil: days since 1970-01-01.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+/// Howard Hinnant's days-from-civil: days since 1970-01-01. A day past
+/// its month's end counts on into the next (31 February is 3 March), as
+/// calendar arithmetic (`retention`'s months) needs.
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let year = if month <= 2 { year - 1 } else { year };
     let era = year.div_euclid(400);
     let yoe = year.rem_euclid(400);

@@ -73,7 +73,7 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 .await
                 .context("restore")
         }
-        Command::Generate { .. } => {
+        Command::Generate { .. } | Command::List(_) | Command::Prune(_) => {
             Err(UsageError("gitaly mode runs create or restore".into()).into())
         }
     }

@@ -8,6 +8,7 @@
 //! chain, or no step is written at all (`incremental`).
 
 mod bundle;
+mod earlier_files;
 mod incremental;
 mod snapshot;
 mod step;
@@ -72,6 +73,11 @@ enum CreateError {
          and the repository has changed since; delete that directory or use another --id"
     )]
     Orphan { key: String, id: String },
+    #[error(
+        "{key}, which this backup takes over from an earlier one, is gone (removed by a prune \
+         while this backup ran?); rerun the backup: it builds on what is there now"
+    )]
+    EarlierFileGone { key: String },
 }
 
 pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) -> CreateReport {
@@ -370,6 +376,7 @@ async fn write_manifest(
     target: &Target,
     manifest: &Manifest,
 ) -> Result<(), CreateError> {
+    earlier_files::check_earlier_files(ctx, target, manifest).await?;
     let text = manifest.render().into_bytes();
     if let Some(files) = ctx.storage.local_files() {
         let latest = (!ctx.immutable)
