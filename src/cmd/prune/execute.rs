@@ -5,7 +5,6 @@
 //! grace record. Every key gets its own outcome, so one refusal never
 //! stops the rest. Prune's storage writes all happen here.
 
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::plan::{files_to_remove, markers_to_remove, PrunePlan};
@@ -14,9 +13,8 @@ use crate::layout::unreferenced::{self, Record};
 use crate::layout::{self, BackupId};
 use crate::storage::{Key, Storage, StorageError, StorageExt, WriteMode};
 
-/// Deletions in flight: each is one request; the batch delete of the
-/// storage layer replaces this loop where a provider has one.
-const DELETES_IN_FLIGHT: usize = 16;
+/// Keys per `delete_many` call: S3's limit for one DeleteObjects request.
+const DELETE_BATCH: usize = 1000;
 
 /// What happened to one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,36 +157,46 @@ async fn save_record(storage: &dyn Storage, old: &Record, new: &Record) -> Resul
 }
 
 /// Deletes `keys` (with their sizes), each with its own outcome, in the
-/// given order; after a cancellation no further deletion starts.
+/// given order, in batches (S3 deletes a batch in one request); after a
+/// cancellation no further batch starts.
 async fn delete_keys(
     storage: &dyn Storage,
     cancel: &CancellationToken,
     keys: Vec<(Key, u64)>,
 ) -> Vec<Deletion> {
-    futures::stream::iter(keys)
-        .map(|(key, bytes)| async move {
-            let outcome = if cancel.is_cancelled() {
-                Outcome::NotAttempted
-            } else {
-                outcome_of(storage.delete(&key).await)
-            };
-            Deletion {
-                key,
-                bytes,
-                outcome,
-            }
-        })
-        .buffered(DELETES_IN_FLIGHT)
-        .collect()
-        .await
+    let mut deletions = Vec::with_capacity(keys.len());
+    for batch in keys.chunks(DELETE_BATCH) {
+        let outcomes: Vec<Outcome> = if cancel.is_cancelled() {
+            batch.iter().map(|_| Outcome::NotAttempted).collect()
+        } else {
+            let keys: Vec<Key> = batch.iter().map(|(key, _)| key.clone()).collect();
+            storage
+                .delete_many(&keys)
+                .await
+                .into_iter()
+                .map(outcome_of)
+                .collect()
+        };
+        deletions.extend(
+            batch
+                .iter()
+                .zip(outcomes)
+                .map(|((key, bytes), outcome)| Deletion {
+                    key: key.clone(),
+                    bytes: *bytes,
+                    outcome,
+                }),
+        );
+    }
+    deletions
 }
 
-/// A refusal counts as locked only when the storage layer says the object
-/// is under a retention period or legal hold (`StorageError::Locked`, to
-/// be matched here once it exists); any other refusal is a failure.
+/// A refusal counts as locked only when the storage layer found the object
+/// under a retention period or legal hold; any other refusal is a failure.
 fn outcome_of(result: Result<(), StorageError>) -> Outcome {
     match result {
         Ok(()) => Outcome::Deleted,
+        Err(StorageError::Locked { key, reason }) => Outcome::Locked(format!("{key}: {reason}")),
         Err(error) => Outcome::Failed(error.to_string()),
     }
 }

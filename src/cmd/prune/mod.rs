@@ -19,7 +19,7 @@ pub use plan::{BackupVerdict, PrunePlan, RepositoryPlan, TemporaryOwner, Verdict
 use crate::layout::catalog::Catalog;
 use crate::layout::time::Timestamp;
 use crate::retention::{Duration, Policy, RetentionError};
-use crate::storage::StorageError;
+use crate::storage::{StorageError, Versioning};
 
 use super::Context;
 
@@ -112,6 +112,14 @@ pub async fn run(ctx: &Context, options: PruneOptions) -> Result<PruneReport, Pr
     } else {
         Some(execute::execute(storage, &ctx.cancel, &catalog, &plan, &record).await)
     };
+    if let Ok(Versioning::On | Versioning::Suspended) = storage.versioning().await {
+        warnings.push(
+            "the bucket keeps versions: deleting leaves old versions or delete markers, which \
+             free nothing until the bucket's lifecycle rule expires noncurrent versions; add \
+             one (see the README's Object storage section)"
+                .into(),
+        );
+    }
     Ok(PruneReport {
         catalog,
         plan,
