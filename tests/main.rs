@@ -9,9 +9,10 @@
 //! `refs` (refs read without git, as `git show-ref --head` prints them),
 //! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
 //! them, and gitbak backups read by gitaly-backup's algorithm), `history`
-//! (ten incremental backups of a changing repository), and
-//! `regression` (compatibility with backups gitaly-backup wrote, and fixed
-//! bugs).
+//! (ten incremental backups of a changing repository), `requirements`
+//! (the git version gitbak needs), `generated` (completions, man pages and
+//! `--help` examples), and `regression` (compatibility with backups
+//! gitaly-backup wrote, and fixed bugs).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -27,5 +28,6 @@ mod intake;
 mod refs;
 mod regression;
 mod removal;
+mod requirements;
 mod restore;
 mod storage;
