@@ -100,14 +100,14 @@ fn synopsis(command: &Command) -> Roff {
             (None, Some(long)) => format!("--{long}"),
             (None, None) => continue,
         };
-        let mut words = vec![escape(&flag)];
-        words.extend(value_name(arg));
+        let value = value_name(arg);
         if arg.is_required_set() {
             let mut line = vec![bold(flag)];
-            line.extend(value_name(arg).map(|value| italic(format!(" {value}"))));
+            line.extend(value.map(|value| italic(format!(" {value}"))));
             roff.text(line);
         } else {
-            roff.control("OP", words.iter().map(String::as_str));
+            let flag = escape(&flag);
+            roff.control("OP", std::iter::once(flag.as_str()).chain(value.as_deref()));
         }
     }
     for arg in command.get_positionals().filter(|arg| !arg.is_hide_set()) {
