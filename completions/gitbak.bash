@@ -16,11 +16,11 @@ _gitbak() {
             ",$1")
                 cmd="gitbak"
                 ;;
+            gitbak,completions)
+                cmd="gitbak__subcmd__completions"
+                ;;
             gitbak,create)
                 cmd="gitbak__subcmd__create"
-                ;;
-            gitbak,generate)
-                cmd="gitbak__subcmd__generate"
                 ;;
             gitbak,help)
                 cmd="gitbak__subcmd__help"
@@ -34,11 +34,11 @@ _gitbak() {
             gitbak,restore)
                 cmd="gitbak__subcmd__restore"
                 ;;
+            gitbak__subcmd__help,completions)
+                cmd="gitbak__subcmd__help__subcmd__completions"
+                ;;
             gitbak__subcmd__help,create)
                 cmd="gitbak__subcmd__help__subcmd__create"
-                ;;
-            gitbak__subcmd__help,generate)
-                cmd="gitbak__subcmd__help__subcmd__generate"
                 ;;
             gitbak__subcmd__help,help)
                 cmd="gitbak__subcmd__help__subcmd__help"
@@ -59,7 +59,7 @@ _gitbak() {
 
     case "${cmd}" in
         gitbak)
-            opts="-h -V --help --version create restore list prune generate help"
+            opts="-h -V --help --version create restore list prune completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -72,8 +72,22 @@ _gitbak() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        gitbak__subcmd__completions)
+            opts="-h --help bash elvish fish powershell zsh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         gitbak__subcmd__create)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --part-size --upload-concurrency --retries --immutable --id --discover --incremental --max-chain --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --discover --incremental --max-chain --part-size --upload-concurrency --immutable --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -103,14 +117,6 @@ _gitbak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --part-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --upload-concurrency)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --retries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -123,20 +129,14 @@ _gitbak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                *)
-                    COMPREPLY=()
+                --part-size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
                     ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        gitbak__subcmd__generate)
-            opts="-h --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
+                --upload-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -145,7 +145,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__help)
-            opts="create restore list prune generate help"
+            opts="create restore list prune completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,7 +158,7 @@ _gitbak() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gitbak__subcmd__help__subcmd__create)
+        gitbak__subcmd__help__subcmd__completions)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -172,7 +172,7 @@ _gitbak() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        gitbak__subcmd__help__subcmd__generate)
+        gitbak__subcmd__help__subcmd__create)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -335,7 +335,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__restore)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --part-size --upload-concurrency --retries --immutable --id --at --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --at --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -362,14 +362,6 @@ _gitbak() {
                     return 0
                     ;;
                 --git)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --part-size)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --upload-concurrency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

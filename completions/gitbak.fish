@@ -30,37 +30,34 @@ complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "create" -d 'Back up t
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "list" -d 'Show the backups a location holds, or one repository\'s history'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "prune" -d 'Remove the backups a retention policy does not keep, and the files no backup needs'
-complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "generate" -d 'Write shell completions and man pages into a directory'
+complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "completions" -d 'Print shell completions for SHELL to stdout'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l parallel-storage -d 'Maximum repositories processed at once per storage (0: 2)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l storage -d 'Storage root directory; repeatable, or comma-separated; wins over the Gitaly config' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
-complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l git -d 'The git binary to run' -r -F
-complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
-complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l git -d 'The git binary to run (2.45 or newer)' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l id -d 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l max-chain -d 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
-complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l discover -d 'Back up every repository of every configured storage instead of reading stdin'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l incremental -d 'Continue each repository\'s latest backup: only what changed since is written, and nothing for an unchanged repository'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel -d 'Maximum repositories processed at once (0: number of CPUs)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l parallel-storage -d 'Maximum repositories processed at once per storage (0: 2)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l storage -d 'Storage root directory; repeatable, or comma-separated; wins over the Gitaly config' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
-complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l git -d 'The git binary to run' -r -F
-complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
-complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l git -d 'The git binary to run (2.45 or newer)' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l id -d 'Backup id to restore. Default: the latest backup of each repository' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l at -d 'Restore each repository\'s newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
-complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l gitaly-config -d 'Gitaly\'s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
@@ -83,10 +80,10 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l grace -d 'Remove
 complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -s n -l dry-run -d 'Print the plan (each backup kept or removed, and why) and remove nothing'
 complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l json -d 'Print JSON (schema in the README) instead of text'
 complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -s h -l help -d 'Print help'
-complete -c gitbak -n "__fish_gitbak_using_subcommand generate" -s h -l help -d 'Print help'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "list" -d 'Show the backups a location holds, or one repository\'s history'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "prune" -d 'Remove the backups a retention policy does not keep, and the files no backup needs'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "generate" -d 'Write shell completions and man pages into a directory'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "list" -d 'Show the backups a location holds, or one repository\'s history'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "prune" -d 'Remove the backups a retention policy does not keep, and the files no backup needs'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "completions" -d 'Print shell completions for SHELL to stdout'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

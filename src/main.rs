@@ -1,22 +1,18 @@
 //! Parse the command line, set up logging and the runtime, run, exit.
 
 /// glibc's `mallopt` parameter for the mmap threshold.
+#[cfg(target_env = "gnu")]
 const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
 
+// glibc only: other libcs need not have `mallopt` (nor the adaptive
+// threshold it works around), and gitbak must still build there.
+#[cfg(target_env = "gnu")]
 extern "C" {
     fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
 }
 
 fn main() {
-    // Upload parts are 16 MiB buffers freed on other threads. glibc raises
-    // its mmap threshold after the first such free and then keeps every
-    // later part in per-thread heaps it never returns, so RSS drifts past
-    // the (concurrency + 1) × part size bound. A fixed threshold keeps big
-    // buffers in their own mappings, returned to the kernel when freed.
-    // SAFETY: called before any other thread exists; only tunes the allocator.
-    unsafe {
-        mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    }
+    tune_allocator();
     let invocation = gitbak::cli::Invocation::from_args(std::env::args_os().collect());
     let gitaly_mode = invocation.is_gitaly_mode();
     // gitaly mode's stderr stays empty, as gitaly-backup's does (spec §6.2),
@@ -48,4 +44,18 @@ fn main() {
     // Do not wait for tasks still blocked on stdin.
     runtime.shutdown_background();
     std::process::exit(code);
+}
+
+/// Upload parts are 16 MiB buffers freed on other threads. glibc raises
+/// its mmap threshold after the first such free and then keeps every
+/// later part in per-thread heaps it never returns, so RSS drifts past
+/// the (concurrency + 1) × part size bound. A fixed threshold keeps big
+/// buffers in their own mappings, returned to the kernel when freed.
+/// Other libcs' allocators do not adapt that threshold: nothing to do.
+fn tune_allocator() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: called before any other thread exists; only tunes the allocator.
+    unsafe {
+        mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    }
 }

@@ -10,9 +10,10 @@
 //! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
 //! them, and gitbak backups read by gitaly-backup's algorithm), `history`
 //! (ten incremental backups of a changing repository), `list` and `prune`
-//! (what a location holds, and retention), and
-//! `regression` (compatibility with backups gitaly-backup wrote, and fixed
-//! bugs).
+//! (what a location holds, and retention), `requirements` (the git version
+//! gitbak needs), `generated` (completions, man pages and `--help`
+//! examples), and `regression` (compatibility with backups gitaly-backup
+//! wrote, and fixed bugs).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -30,5 +31,6 @@ mod prune;
 mod refs;
 mod regression;
 mod removal;
+mod requirements;
 mod restore;
 mod storage;

@@ -3,9 +3,11 @@
 //! leaves this module. gitaly-backup's command line (gitaly mode) is
 //! translated into these same types by `gitaly`.
 
+mod args;
 pub mod generate;
 pub mod gitaly;
 pub mod list;
+mod help;
 pub mod output;
 pub mod prune;
 mod table;
@@ -14,26 +16,22 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use tokio::io::BufReader;
 use tokio_util::sync::CancellationToken;
 
+use crate::cmd;
 use crate::cmd::create::{CreateOptions, IncrementalOptions};
 use crate::cmd::restore::RestoreOptions;
-use crate::cmd::{self, RunOptions, Setup};
 use crate::exit::{Status, UsageError};
 use crate::job::progress::CommandName;
-use crate::job::scheduler::{JobSource, Limits, RunReport};
+use crate::job::scheduler::{JobSource, RunReport};
 use crate::job::source::JobReader;
 use crate::job::Job;
 use crate::layout::BackupId;
 use output::JsonLog;
 
-const AFTER_HELP: &str = "\
-Jobs are read from stdin as JSON lines, as GitLab's backup.rake writes them for gitaly-backup:
-  {\"storage_name\":\"default\",\"relative_path\":\"@hashed/6b/86/6b86….git\",\"gl_project_path\":\"group/project\"}
-
-Exit status: 0 all done, 1 some repository failed, 2 usage or configuration error, 130 interrupted.";
+pub use args::{CommonArgs, CreateArgs, RestoreArgs, UploadArgs};
 
 /// A command line, read: gitbak's own, or gitaly-backup's (gitaly mode,
 /// `gitaly::is_gitaly_mode`), whose output and exit codes follow
@@ -67,7 +65,7 @@ impl Invocation {
 
 /// Fast, safe backups of GitLab repositories, compatible with gitaly-backup.
 #[derive(Debug, Parser)]
-#[command(name = "gitbak", version, about, after_help = AFTER_HELP)]
+#[command(name = "gitbak", version, about, after_help = help::GITBAK)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -76,16 +74,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Back up the repositories named on stdin (or every repository, with --discover).
-    #[command(after_help = "Examples:
-  gitbak create --path /var/opt/gitlab/backups/repositories < jobs.jsonl
-  gitbak create --discover --storage default=/var/opt/gitlab/git-data/repositories --path /backups")]
+    #[command(after_help = help::CREATE)]
     Create(CreateArgs),
     /// Restore the repositories named on stdin from their latest backup, or from --id.
-    #[command(after_help = "Examples:
-  gitbak restore --path /var/opt/gitlab/backups/repositories --id 20240101000000 < jobs.jsonl
-  gitbak restore --path /var/opt/gitlab/backups/repositories --at 2024-01-01T12:00:00Z < jobs.jsonl
-
-Stop the services that write to repositories first (as for gitlab-backup restore).")]
+    #[command(after_help = help::RESTORE)]
     Restore(RestoreArgs),
     /// Show the backups a location holds, or one repository's history.
     #[command(after_help = list::EXAMPLES)]
@@ -93,6 +85,13 @@ Stop the services that write to repositories first (as for gitlab-backup restore
     /// Remove the backups a retention policy does not keep, and the files no backup needs.
     #[command(after_help = prune::EXAMPLES)]
     Prune(prune::PruneArgs),
+    /// Print shell completions for SHELL to stdout.
+    #[command(after_help = help::COMPLETIONS)]
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Write shell completions and man pages into a directory.
     #[command(hide = true)]
     Generate {
@@ -101,169 +100,8 @@ Stop the services that write to repositories first (as for gitlab-backup restore
     },
 }
 
-/// Options create and restore share.
-#[derive(Debug, Args)]
-pub struct CommonArgs {
-    /// Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly's [backup] go_cloud_url.
-    #[arg(long, value_name = "LOCATION")]
-    pub path: Option<String>,
-    /// Maximum repositories processed at once (0: number of CPUs).
-    #[arg(
-        long,
-        default_value_t = 0,
-        allow_negative_numbers = true,
-        value_name = "N"
-    )]
-    pub parallel: i64,
-    /// Maximum repositories processed at once per storage (0: 2).
-    #[arg(
-        long,
-        default_value_t = 0,
-        allow_negative_numbers = true,
-        value_name = "N"
-    )]
-    pub parallel_storage: i64,
-    /// Storage root directory; repeatable, or comma-separated; wins over the Gitaly config.
-    #[arg(
-        long = "storage",
-        env = "GITBAK_STORAGE",
-        value_name = "NAME=DIR",
-        value_parser = parse_storage,
-        value_delimiter = ','
-    )]
-    pub storages: Vec<(String, PathBuf)>,
-    /// Gitaly's config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present.
-    #[arg(long, env = "GITBAK_GITALY_CONFIG", value_name = "FILE")]
-    pub gitaly_config: Option<PathBuf>,
-    /// Skip, with a log line, jobs whose storage is not configured on this node.
-    #[arg(long, env = "GITBAK_LOCAL_STORAGES_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
-    pub local_storages_only: bool,
-    /// The git binary to run.
-    #[arg(long, env = "GITBAK_GIT", default_value = "git", value_name = "PATH")]
-    pub git: PathBuf,
-    /// Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly's [backup] buffer_size).
-    #[arg(long, env = "GITBAK_PART_SIZE", value_name = "SIZE", value_parser = parse_size)]
-    pub part_size: Option<usize>,
-    /// Parts of one upload in flight at once.
-    #[arg(long, env = "GITBAK_UPLOAD_CONCURRENCY", default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub upload_concurrency: u16,
-    /// Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up.
-    #[arg(long, env = "GITBAK_RETRIES", default_value_t = 5, value_name = "N")]
-    pub retries: u32,
-    /// Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite
-    /// or delete anything, skip +latest.toml, send request checksums.
-    #[arg(long, env = "GITBAK_IMMUTABLE", value_parser = clap::builder::BoolishValueParser::new())]
-    pub immutable: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it.
-    #[arg(long)]
-    pub id: Option<String>,
-    /// Back up every repository of every configured storage instead of reading stdin.
-    #[arg(long)]
-    pub discover: bool,
-    /// Continue each repository's latest backup: only what changed since is written, and nothing for an unchanged repository.
-    #[arg(long)]
-    pub incremental: bool,
-    /// With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup).
-    #[arg(long, env = "GITBAK_MAX_CHAIN", default_value_t = 14, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub max_chain: u32,
-}
-
-#[derive(Debug, Args)]
-pub struct RestoreArgs {
-    #[command(flatten)]
-    pub common: CommonArgs,
-    /// Backup id to restore. Default: the latest backup of each repository.
-    #[arg(long)]
-    pub id: Option<String>,
-    /// Restore each repository's newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC.
-    #[arg(long, value_name = "TIME", conflicts_with = "id", value_parser = crate::layout::time::parse_point_in_time)]
-    pub at: Option<crate::layout::time::Timestamp>,
-}
-
-fn parse_storage(text: &str) -> Result<(String, PathBuf), String> {
-    match text.split_once('=') {
-        Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
-            Ok((name.to_owned(), PathBuf::from(dir)))
-        }
-        _ => Err(format!("expected NAME=DIR, got {text:?}")),
-    }
-}
-
-/// Bytes with an optional K/M/G (1000s) or KiB/MiB/GiB (1024s) suffix.
-fn parse_size(text: &str) -> Result<usize, String> {
-    let digits_end = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits_end);
-    let number: usize = number
-        .parse()
-        .map_err(|_| format!("expected a size such as 16MiB, got {text:?}"))?;
-    let multiplier: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
-    };
-    let size = number
-        .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text} is too large"))?;
-    if size < (5 << 20) {
-        return Err(format!(
-            "{text} is below the 5 MiB minimum part size of object stores"
-        ));
-    }
-    Ok(size)
-}
-
 fn parse_id(id: &str) -> Result<BackupId, UsageError> {
     BackupId::parse(id).map_err(|error| UsageError(format!("--id: {error}")))
-}
-
-impl CommonArgs {
-    fn run_options(&self) -> Result<RunOptions, UsageError> {
-        let count = |flag: &str, value: i64, default: usize| match value {
-            0 => Ok(default),
-            n if n > 0 => Ok(n as usize),
-            n => Err(UsageError(format!(
-                "--{flag} must be 0 (the default) or more, not {n}"
-            ))),
-        };
-        let cpus = std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(1);
-        Ok(RunOptions {
-            limits: Limits {
-                parallel: count("parallel", self.parallel, cpus)?,
-                parallel_storage: count("parallel-storage", self.parallel_storage, 2)?,
-            },
-            local_storages_only: self.local_storages_only,
-        })
-    }
-
-    fn setup(&self, parallel: usize) -> Setup {
-        Setup {
-            location: self.path.clone(),
-            storages: self.storages.clone(),
-            gitaly_config: self.gitaly_config.clone(),
-            git: self.git.clone(),
-            parallel,
-            part_size: self.part_size,
-            upload_concurrency: usize::from(self.upload_concurrency),
-            retries: self.retries,
-            immutable: self.immutable,
-            gitaly_addresses: Default::default(),
-        }
-    }
 }
 
 /// Runs the command line read by `Invocation::from_args`.
@@ -281,7 +119,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                 Some(id) => parse_id(id)?,
                 None => BackupId::from_unix_seconds(cmd::unix_now()),
             };
-            let setup = args.common.setup(run.limits.parallel);
+            let setup = args.setup(run.limits.parallel);
             let options = CreateOptions {
                 id,
                 run,
@@ -314,6 +152,10 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
         }
         Command::List(args) => list::run(args, cancel).await,
         Command::Prune(args) => prune::run(args, cancel).await,
+        Command::Completions { shell } => {
+            generate::print_completions(shell)?;
+            Ok(Status::Success)
+        }
         Command::Generate { out_dir } => {
             generate::write_all(&out_dir)?;
             Ok(Status::Success)
@@ -435,15 +277,6 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn sizes_parse_with_units() {
-        assert_eq!(parse_size("16MiB"), Ok(16 << 20));
-        assert_eq!(parse_size("8000000"), Ok(8_000_000));
-        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
-        assert!(parse_size("1MiB").is_err());
-        assert!(parse_size("16 parsecs").is_err());
     }
 
     #[test]

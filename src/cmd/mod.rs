@@ -145,6 +145,19 @@ impl Context {
         if let Some(Err(error)) = clock::test_now() {
             return Err(UsageError(error).into());
         }
+        let cpus = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1);
+        let git = Git::new(
+            setup.git.clone(),
+            cpus / setup.parallel.max(1),
+            cancel.clone(),
+        );
+        // First: git is the one runtime dependency, and a missing or old
+        // one would otherwise fail every repository.
+        git.check_version()
+            .await
+            .map_err(|error| UsageError(error.to_string()))?;
         let config_path = setup.gitaly_config.clone().or_else(|| {
             let default = std::path::PathBuf::from(DEFAULT_GITALY_CONFIG);
             default.is_file().then_some(default)
@@ -183,16 +196,9 @@ impl Context {
         let storage = crate::storage::open(&location, tuning)
             .await
             .map_err(|error| UsageError(error.to_string()))?;
-        let cpus = std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(1);
         Ok(Self {
             storage,
-            git: Git::new(
-                setup.git.clone(),
-                cpus / setup.parallel.max(1),
-                cancel.clone(),
-            ),
+            git,
             roots: config
                 .storage_roots(&setup.storages)
                 .with_gitaly_addresses(setup.gitaly_addresses),

@@ -12,6 +12,7 @@ pub mod refs;
 pub mod refs_files;
 pub mod repo;
 mod stream;
+pub mod version;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -48,6 +49,15 @@ pub enum GitError {
     Invalid(String),
     #[error("git {command} stopped: gitbak was interrupted")]
     Cancelled { command: String },
+    #[error(
+        "git {found} ({program}) is too old: gitbak needs git {minimum} or newer; \
+         install a newer git, or point --git (GITBAK_GIT) at one"
+    )]
+    TooOld {
+        program: String,
+        found: version::GitVersion,
+        minimum: version::GitVersion,
+    },
 }
 
 /// Object hash of a repository.

@@ -26,7 +26,8 @@ fn real_git() -> PathBuf {
 /// each run: `-c` options, `--git-dir <path>`, more `-c`, the subcommand).
 fn subcommands(log: &str, repos: &[Repo]) -> BTreeMap<String, Vec<String>> {
     let mut runs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for line in log.lines() {
+    // The version check when a run starts names no repository.
+    for line in log.lines().filter(|line| *line != "--version") {
         let words: Vec<&str> = line.split(' ').collect();
         let position = words.iter().position(|word| *word == "--git-dir");
         let position = position.unwrap_or_else(|| panic!("git without a repository: {line}"));

@@ -99,7 +99,7 @@ impl TestEnv {
     {
         Gitbak {
             env: self,
-            program: PathBuf::from(env!("CARGO_BIN_EXE_gitbak")),
+            program: gitbak_binary(),
             args: args
                 .into_iter()
                 .map(|arg| arg.as_ref().to_owned())
@@ -120,7 +120,7 @@ impl TestEnv {
         let link = self.root().join("bin").join("gitaly-backup");
         if !link.exists() {
             std::fs::create_dir_all(link.parent().unwrap()).unwrap();
-            std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_gitbak"), &link).unwrap();
+            std::os::unix::fs::symlink(gitbak_binary(), &link).unwrap();
         }
         Gitbak {
             program: link,
@@ -204,6 +204,16 @@ impl TestEnv {
         .assert_success();
         path
     }
+}
+
+/// The gitbak under test: cargo's build of this crate, or the binary
+/// `GITBAK_TEST_BINARY` names (`.ci/run` runs the round trips again with
+/// the static release binary of `.ci/build-static`).
+pub fn gitbak_binary() -> PathBuf {
+    std::env::var_os("GITBAK_TEST_BINARY").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_gitbak")),
+        PathBuf::from,
+    )
 }
 
 /// A `gitbak` invocation being built.

@@ -34,7 +34,7 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 None => BackupId::from_unix_seconds(crate::cmd::unix_now()),
             };
             warn_layout(log.as_ref(), flags.layout);
-            let mut setup = args.common.setup(limits.parallel.min(cpus));
+            let mut setup = args.setup(limits.parallel.min(cpus));
             setup.gitaly_addresses = servers.addresses;
             let options = CreateOptions {
                 id,
@@ -73,9 +73,8 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 .await
                 .context("restore")
         }
-        Command::Generate { .. } | Command::List(_) | Command::Prune(_) => {
-            Err(UsageError("gitaly mode runs create or restore".into()).into())
-        }
+        // `translate` only ever reads create or restore.
+        _ => Err(UsageError("gitaly mode runs create or restore".into()).into()),
     }
 }
 

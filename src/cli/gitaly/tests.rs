@@ -121,7 +121,7 @@ fn gitbak_flags_work_in_gitaly_mode() {
         [("default".to_owned(), PathBuf::from("/s"))]
     );
     assert!(create_args.common.local_storages_only && create_args.discover);
-    assert_eq!(create_args.common.part_size, Some(8 << 20));
+    assert_eq!(create_args.upload.part_size, Some(8 << 20));
     // A value starting with a dash is still the value, as for Go.
     let (create_args, _) = create("gitaly-backup create -path -odd -id -1");
     assert_eq!(create_args.common.path.as_deref(), Some("-odd"));
