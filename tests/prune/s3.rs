@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use gitbak::storage::{Location, Tuning};
+use gitbak::storage::{Location, StorageExt, Tuning};
 
 use super::{create, day, files, prune};
 use crate::storage::s3::{Moto, SECRET};
