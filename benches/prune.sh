@@ -72,6 +72,21 @@ run_to() {
 	shift
 	"$@" >"$out"
 }
+# cpu_ms FILE: CPU time in ms (user + system) of the children in the output of `times` in FILE.
+cpu_ms() {
+	awk 'NR == 2 {
+		split($1, u, /[ms]/); split($2, s, /[ms]/)
+		printf "%d\n", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1000 }' "$1"
+}
+# measure OUT CMD...: runs CMD with its stdout in OUT; prints its wall time in us and its CPU time
+# in ms (run it in a subshell of its own, so that only CMD's CPU is counted).
+measure() {
+	local us file=$scratch/times.$BASHPID
+	us=$(elapsed_us run_to "$@")
+	# Here, not in a pipeline or $(...): there `times` would see that subshell's children, none.
+	times >"$file"
+	echo "$us $(cpu_ms "$file")"
+}
 day_time() { date -u -d "2026-01-01 +$(($1 - 1)) days 02:00:00" +%Y-%m-%dT%H:%M:%SZ; }
 
 # --- the node: REPOS copies of one repository holding DAYS commits ----------------------------
@@ -248,11 +263,13 @@ local=$scratch/local
 progress "copying the history to $local"
 cp -a "$pristine" "$local"
 "$GITBAK" list --path "$local" --json >/dev/null # warms the page cache
-list_us=() dry_us=()
+list_us=() dry_us=() list_cpu=() dry_cpu=()
 for ((i = 1; i <= RUNS; i++)); do
 	progress "local: list and prune --dry-run, run $i/$RUNS"
-	list_us+=("$(elapsed_us run_to "$scratch/local-list.json" "$GITBAK" list --path "$local" --json)")
-	dry_us+=("$(elapsed_us run_to "$scratch/local-dry.json" "$GITBAK" prune --path "$local" "${POLICY[@]}" --dry-run --json)")
+	read -r us cpu < <(measure "$scratch/local-list.json" "$GITBAK" list --path "$local" --json)
+	list_us+=("$us") list_cpu+=("$cpu")
+	read -r us cpu < <(measure "$scratch/local-dry.json" "$GITBAK" prune --path "$local" "${POLICY[@]}" --dry-run --json)
+	dry_us+=("$us") dry_cpu+=("$cpu")
 done
 [ "$(json_field "$scratch/local-dry.json" removed.manifests.count)" = "$(model removed_manifests)" ] ||
 	fail "the dry run would remove other manifests than the policy says"
@@ -344,11 +361,12 @@ fi
 # --- report -------------------------------------------------------------------------------------
 python3 - "$scratch/model.json" "$(median "${list_us[@]}")" "$(median "${dry_us[@]}")" \
 	"$prune1_us" "$prune2_us" "$freed_bytes" "$REPOS" "$DAYS" "$TARGET_SECONDS" \
-	"$(cat "$root/create-median-us")" "$GITBAK" "$built_checkout" "${s3_rows[@]}" <<'EOF'
+	"$(cat "$root/create-median-us")" "$(median "${list_cpu[@]}")" "$(median "${dry_cpu[@]}")" \
+	"$GITBAK" "$built_checkout" "${s3_rows[@]}" <<'EOF'
 import json, os, subprocess, sys
 model = json.load(open(sys.argv[1]))
-list_us, dry_us, prune1_us, prune2_us, freed, repos, days, target, create_us = map(int, sys.argv[2:11])
-binary, checkout, s3 = sys.argv[11], sys.argv[12], sys.argv[13:]
+list_us, dry_us, prune1_us, prune2_us, freed, repos, days, target, create_us, list_cpu, dry_cpu = map(int, sys.argv[2:13])
+binary, checkout, s3 = sys.argv[13], sys.argv[14], sys.argv[15:]
 version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.strip()
 load = open("/proc/loadavg").read().split()[:3]
 print("gitbak prune benchmark")
@@ -364,12 +382,15 @@ print(f"  removed:  {model['removed_manifests']} manifests ({model['removed_mani
 print("  checked:  keys left after each prune equal the model's; the oldest kept backup restores")
 print()
 failed = 0
-print("%-34s %10s %8s" % ("local filesystem", "seconds", "target"))
-for name, us, limit in (("list --json", list_us, target), ("prune --dry-run", dry_us, target),
-                        ("prune (manifests, markers)", prune1_us, None), ("prune a day later (files)", prune2_us, None)):
+print("%-34s %10s %12s %8s" % ("local filesystem", "seconds", "CPU seconds", "target"))
+for name, us, cpu, limit in (("list --json", list_us, list_cpu, target), ("prune --dry-run", dry_us, dry_cpu, target),
+                             ("prune (manifests, markers)", prune1_us, None, None),
+                             ("prune a day later (files)", prune2_us, None, None)):
     verdict = "" if limit is None else ("PASS" if us / 1e6 < limit else "FAIL")
     failed += verdict == "FAIL"
-    print("%-34s %10.2f %8s  %s" % (name, us / 1e6, "<%g" % limit if limit else "", verdict))
+    shown_cpu = "" if cpu is None else "%.2f" % (cpu / 1e3)
+    print("%-34s %10.2f %12s %8s  %s" % (name, us / 1e6, shown_cpu, "<%g" % limit if limit else "", verdict))
+print("  (seconds: wall, median of the runs; CPU seconds: user + system of gitbak, all its threads)")
 if s3:
     print()
     print("%-34s %10s %10s" % ("S3 on moto", "seconds", "requests"))

@@ -2,15 +2,15 @@
 //! `--dry-run`, the removed backups otherwise) and a summary, or the same
 //! as JSON (schema in the README, "gitbak prune"). Does no work.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use crate::cli::table::{human_bytes, Table};
-use crate::cmd::prune::{Outcome, PruneReport, Verdict};
+use crate::cmd::prune::{Outcome, PruneReport, RepositoryPlan, Verdict};
 use crate::layout::catalog::Catalog;
 use crate::retention::Reason;
 
 /// A count and its bytes.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, Serialize)]
 struct Tally {
     count: usize,
     bytes: u64,
@@ -20,10 +20,6 @@ impl Tally {
     fn add(&mut self, bytes: u64) {
         self.count += 1;
         self.bytes += bytes;
-    }
-
-    fn json(self) -> Value {
-        json!({"count": self.count, "bytes": self.bytes})
     }
 }
 
@@ -205,101 +201,191 @@ fn summary(report: &PruneReport) -> String {
     out
 }
 
-fn reason_json(reason: &Reason) -> Value {
-    match reason {
-        Reason::Period {
-            period,
-            number,
-            of,
-            oldest,
-        } => json!({"rule": period.name(), "number": number, "of": of, "oldest": oldest}),
-        Reason::Within(duration) => json!({"rule": "within", "duration": duration.to_string()}),
-        Reason::Newest => json!({"rule": "newest"}),
-        Reason::TimeUnknown => json!({"rule": "time_unknown"}),
-        Reason::AfterNow => json!({"rule": "after_now"}),
+/// One `reasons` entry of the JSON.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ReasonJson {
+    Period {
+        rule: &'static str,
+        number: u32,
+        /// `null`: unlimited.
+        of: Option<u32>,
+        oldest: bool,
+    },
+    Within {
+        rule: &'static str,
+        duration: String,
+    },
+    Plain {
+        rule: &'static str,
+    },
+}
+
+impl From<&Reason> for ReasonJson {
+    fn from(reason: &Reason) -> Self {
+        match *reason {
+            Reason::Period {
+                period,
+                number,
+                of,
+                oldest,
+            } => Self::Period {
+                rule: period.name(),
+                number,
+                of,
+                oldest,
+            },
+            Reason::Within(duration) => Self::Within {
+                rule: "within",
+                duration: duration.to_string(),
+            },
+            Reason::Newest => Self::Plain { rule: "newest" },
+            Reason::TimeUnknown => Self::Plain {
+                rule: "time_unknown",
+            },
+            Reason::AfterNow => Self::Plain { rule: "after_now" },
+        }
     }
 }
 
-pub fn json(report: &PruneReport) -> String {
-    let catalog = &report.catalog;
-    let repositories: Vec<Value> = report
-        .plan
-        .repositories
+#[derive(Serialize)]
+struct BackupJson<'a> {
+    id: String,
+    time: Option<String>,
+    kind: &'static str,
+    manifest: &'a str,
+    action: &'static str,
+    reasons: Vec<ReasonJson>,
+    files_still_needed: usize,
+}
+
+#[derive(Serialize)]
+struct RepositoryJson<'a> {
+    storage: &'a str,
+    relative_path: &'a str,
+    backups: Vec<BackupJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct RemovedJson {
+    manifests: Tally,
+    data_files: Tally,
+    temporary_files: Tally,
+    markers: usize,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct WaitingJson {
+    data_files: Tally,
+    temporary_files: Tally,
+    removable_after: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProblemJson<'a> {
+    key: &'a str,
+    error: &'a str,
+}
+
+/// The `--json` document (README, "gitbak prune"): fields in this order.
+#[derive(Serialize)]
+struct PruneJson<'a> {
+    dry_run: bool,
+    now: String,
+    grace: String,
+    interrupted: bool,
+    repositories: Vec<RepositoryJson<'a>>,
+    removed: RemovedJson,
+    waiting: WaitingJson,
+    failed: Vec<ProblemJson<'a>>,
+    locked: Vec<ProblemJson<'a>>,
+    warnings: &'a [String],
+}
+
+fn repository_json<'a>(catalog: &'a Catalog, repository: &'a RepositoryPlan) -> RepositoryJson<'a> {
+    let backups = repository
+        .backups
         .iter()
-        .map(|repository| {
-            let backups: Vec<Value> = repository
-                .backups
-                .iter()
-                .map(|backup| {
-                    let reasons: Vec<Value> = match &backup.verdict {
-                        Verdict::Keep(reasons) => reasons.iter().map(reason_json).collect(),
-                        _ => Vec::new(),
-                    };
-                    let action = match backup.verdict {
-                        Verdict::Unreadable => "unreadable",
-                        ref verdict => action(verdict),
-                    };
-                    json!({
-                        "id": backup_id(catalog, backup.manifest),
-                        "time": catalog.backup_time(backup.manifest).map(|t| t.to_string()),
-                        "manifest": catalog.manifests[backup.manifest].key.as_str(),
-                        "kind": kind(catalog, backup.manifest),
-                        "action": action,
-                        "reasons": reasons,
-                        "files_still_needed": backup.files_still_needed,
-                    })
-                })
-                .collect();
-            json!({
-                "storage": repository.repository.storage.as_str(),
-                "relative_path": repository.repository.path.as_str(),
-                "backups": backups,
-            })
+        .map(|backup| BackupJson {
+            id: backup_id(catalog, backup.manifest),
+            time: catalog.backup_time(backup.manifest).map(|t| t.to_string()),
+            manifest: catalog.manifests[backup.manifest].key.as_str(),
+            kind: kind(catalog, backup.manifest),
+            action: match backup.verdict {
+                Verdict::Unreadable => "unreadable",
+                ref verdict => action(verdict),
+            },
+            reasons: match &backup.verdict {
+                Verdict::Keep(reasons) => reasons.iter().map(ReasonJson::from).collect(),
+                _ => Vec::new(),
+            },
+            files_still_needed: backup.files_still_needed,
         })
         .collect();
+    RepositoryJson {
+        storage: repository.repository.storage.as_str(),
+        relative_path: repository.repository.path.as_str(),
+        backups,
+    }
+}
+
+/// The deletions whose outcome `select` picks, with its detail.
+fn problems<'a>(
+    report: &'a PruneReport,
+    select: fn(&Outcome) -> Option<&String>,
+) -> Vec<ProblemJson<'a>> {
+    let Some(executed) = &report.executed else {
+        return Vec::new();
+    };
+    executed
+        .all()
+        .filter_map(|deletion| {
+            Some(ProblemJson {
+                key: deletion.key.as_str(),
+                error: select(&deletion.outcome)?,
+            })
+        })
+        .collect()
+}
+
+pub fn json(report: &PruneReport) -> String {
     let removed = removed(report);
     let (files, temporaries, earliest) = waiting(report);
-    let problems = |select: fn(&Outcome) -> Option<&String>| -> Vec<Value> {
-        let Some(executed) = &report.executed else {
-            return Vec::new();
-        };
-        executed
-            .all()
-            .filter_map(|deletion| {
-                let detail = select(&deletion.outcome)?;
-                Some(json!({"key": deletion.key.as_str(), "error": detail}))
-            })
-            .collect()
-    };
-    let value = json!({
-        "dry_run": report.executed.is_none(),
-        "now": report.plan.now.to_string(),
-        "grace": report.grace.to_string(),
-        "interrupted": report.executed.as_ref().is_some_and(|e| e.interrupted),
-        "repositories": repositories,
-        "removed": {
-            "manifests": removed.manifests.json(),
-            "data_files": removed.files.json(),
-            "temporary_files": removed.temporaries.json(),
-            "markers": removed.markers,
-            "bytes": removed.bytes(),
+    let document = PruneJson {
+        dry_run: report.executed.is_none(),
+        now: report.plan.now.to_string(),
+        grace: report.grace.to_string(),
+        interrupted: report.executed.as_ref().is_some_and(|e| e.interrupted),
+        repositories: report
+            .plan
+            .repositories
+            .iter()
+            .map(|repository| repository_json(&report.catalog, repository))
+            .collect(),
+        removed: RemovedJson {
+            bytes: removed.bytes(),
+            manifests: removed.manifests,
+            data_files: removed.files,
+            temporary_files: removed.temporaries,
+            markers: removed.markers,
         },
-        "waiting": {
-            "data_files": files.json(),
-            "temporary_files": temporaries.json(),
-            "removable_after": earliest,
+        waiting: WaitingJson {
+            data_files: files,
+            temporary_files: temporaries,
+            removable_after: earliest,
         },
-        "failed": problems(|outcome| match outcome {
+        failed: problems(report, |outcome| match outcome {
             Outcome::Failed(error) => Some(error),
             _ => None,
         }),
-        "locked": problems(|outcome| match outcome {
+        locked: problems(report, |outcome| match outcome {
             Outcome::Locked(detail) => Some(detail),
             _ => None,
         }),
-        "warnings": report.warnings,
-    });
-    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+        warnings: &report.warnings,
+    };
+    let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
     text.push('\n');
     text
 }
