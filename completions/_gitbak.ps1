@@ -72,7 +72,7 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly''s [backup] go_cloud_url')
             [CompletionResult]::new('--gitaly-config', '--gitaly-config', [CompletionResultType]::ParameterName, 'Gitaly''s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present')
             [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up')
-            [CompletionResult]::new('--repository', '--repository', [CompletionResultType]::ParameterName, 'Show one repository''s history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86….git)')
+            [CompletionResult]::new('--repository', '--repository', [CompletionResultType]::ParameterName, 'Show one repository''s history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86...git)')
             [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in the README) instead of a table')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')

@@ -66,7 +66,7 @@ set edit:completion:arg-completer[gitbak] = {|@words|
             cand --path 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly''s [backup] go_cloud_url'
             cand --gitaly-config 'Gitaly''s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present'
             cand --retries 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up'
-            cand --repository 'Show one repository''s history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86….git)'
+            cand --repository 'Show one repository''s history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86...git)'
             cand --json 'Print JSON (schema in the README) instead of a table'
             cand -h 'Print help'
             cand --help 'Print help'

@@ -62,7 +62,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s h -l help -d '
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l gitaly-config -d 'Gitaly\'s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
-complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l repository -d 'Show one repository\'s history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86….git)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l repository -d 'Show one repository\'s history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86...git)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l json -d 'Print JSON (schema in the README) instead of a table'
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r

@@ -20,7 +20,7 @@ use crate::layout::{RelativePath, StorageName};
 
 pub const EXAMPLES: &str = "Examples:
   gitbak list --path /var/opt/gitlab/backups/repositories
-  gitbak list --path 's3://backups?region=eu-west-1' --repository default:@hashed/6b/86/6b86….git --json";
+  gitbak list --path 's3://backups?region=eu-west-1' --repository default:@hashed/6b/86/6b86...git --json";
 
 /// Where the backups are, for commands that read no repositories.
 #[derive(Debug, Args)]
@@ -71,7 +71,7 @@ impl Progress for StderrWarnings {
 pub struct ListArgs {
     #[command(flatten)]
     pub location: LocationArgs,
-    /// Show one repository's history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86….git).
+    /// Show one repository's history instead: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86...git).
     #[arg(long, value_name = "STORAGE:PATH", value_parser = parse_repository)]
     pub repository: Option<Repository>,
     /// Print JSON (schema in the README) instead of a table.

@@ -6,8 +6,8 @@
 mod args;
 pub mod generate;
 pub mod gitaly;
-pub mod list;
 mod help;
+pub mod list;
 pub mod output;
 pub mod prune;
 mod table;
