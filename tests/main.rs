@@ -11,8 +11,9 @@
 //! them, and gitbak backups read by gitaly-backup's algorithm), `history`
 //! (ten incremental backups of a changing repository), `requirements`
 //! (the git version gitbak needs), `generated` (completions, man pages and
-//! `--help` examples), and `regression` (compatibility with backups
-//! gitaly-backup wrote, and fixed bugs).
+//! `--help` examples), `readme` (the README's quick start and options
+//! table), and `regression` (compatibility with backups gitaly-backup
+//! wrote, and fixed bugs).
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -25,6 +26,7 @@ mod generated;
 mod gitaly_mode;
 mod history;
 mod intake;
+mod readme;
 mod refs;
 mod regression;
 mod removal;
