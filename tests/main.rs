@@ -12,7 +12,8 @@
 //! (ten incremental backups of a changing repository), `list` and `prune`
 //! (what a location holds, and retention), `requirements` (the git version
 //! gitbak needs), `generated` (completions, man pages and `--help`
-//! examples), and `regression` (compatibility with backups gitaly-backup
+//! examples), `readme` (the README's quick start and options table), and
+//! `regression` (compatibility with backups gitaly-backup
 //! wrote, and fixed bugs).
 #![allow(clippy::unwrap_used)]
 
@@ -28,6 +29,7 @@ mod history;
 mod intake;
 mod list;
 mod prune;
+mod readme;
 mod refs;
 mod regression;
 mod removal;
