@@ -360,7 +360,10 @@ fn after_a_signal_queued_jobs_never_start() {
         ])
         .backup_path()
         .storages_of(&[&repo])
-        .env("GITBAK_FAILPOINTS", "job-start=term")
+        // The pause after the signal keeps the first job running until the
+        // signal is seen, however loaded the machine: without it, a job that
+        // ends first hands its slot on before the run knows it must stop.
+        .env("GITBAK_FAILPOINTS", "job-start=term+sleep500")
         .stdin(input)
         .run();
     run.assert_code(130);
