@@ -1,12 +1,15 @@
 //! Loading a location's catalogue (`layout::catalog`) from storage: one
-//! listing of the whole location, then every manifest it names, many reads
-//! in flight. `list` and `prune` read storage only through here (and prune
-//! deletes through `prune::execute`), so a streaming listing or a batched
-//! many-gets helper replaces these few calls alone.
+//! streamed listing of the whole location, and every manifest it names
+//! read as its page arrives, many reads in flight. `list`, `prune` and
+//! `verify` read the catalogue only through here.
 
 use std::io::Read;
 
-use futures::StreamExt;
+use std::collections::VecDeque;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::layout::catalog::{Catalog, CatalogBuilder, ManifestRead};
@@ -18,9 +21,8 @@ use crate::storage::{Key, LocalFiles, Storage, StorageError, StorageExt};
 /// lands).
 const MANIFEST_READS_IN_FLIGHT: usize = 32;
 
-/// Manifests one blocking task reads and parses on a local location: one
-/// thread hop per batch instead of several per file, and the parsing
-/// spread over the cores. 256 manifests of a few KiB each in memory per
+/// Manifests one blocking task reads and parses on a local location.
+/// 256 manifests of a few KiB each in memory per
 /// batch in flight.
 const LOCAL_BATCH: usize = 256;
 
@@ -36,71 +38,97 @@ pub async fn load_until_cancelled(
     }
 }
 
-/// The catalogue of everything under the location.
+/// The catalogue of everything under the location. The listing streams:
+/// each manifest is read as soon as its page arrives, so on object storage
+/// the reads overlap the listing's round trips and on a filesystem the walk
+/// overlaps the parsing; no list of every key is ever held.
 pub async fn load(storage: &dyn Storage) -> Result<Catalog, StorageError> {
-    let listing = storage.list("").await?;
-    let mut builder = CatalogBuilder::new(listing);
-    let keys = builder.manifest_keys();
-    tracing::debug!(manifests = keys.len(), "reading manifests");
-    match storage.local_files() {
-        Some(files) => read_local(&files, keys, &mut builder).await?,
-        None => read_remote(storage, keys, &mut builder).await?,
+    let mut builder = CatalogBuilder::empty();
+    let local = storage.local_files();
+    let mut listing = storage.list_stream("");
+    let mut listing_done = false;
+    let mut pending: VecDeque<Key> = VecDeque::new();
+    let mut reads: FuturesUnordered<BoxFuture<'_, Result<Reads, StorageError>>> =
+        FuturesUnordered::new();
+    let (in_flight, batch) = match local {
+        Some(_) => (cores(), LOCAL_BATCH),
+        None => (MANIFEST_READS_IN_FLIGHT, 1),
+    };
+    let mut manifests = 0_usize;
+    loop {
+        // Start reads while there is room: whole batches, or what is left
+        // once the listing has ended.
+        while reads.len() < in_flight
+            && (pending.len() >= batch || (listing_done && !pending.is_empty()))
+        {
+            let keys: Vec<Key> = pending.drain(..batch.min(pending.len())).collect();
+            reads.push(match &local {
+                Some(files) => read_local(files.clone(), keys).boxed(),
+                None => read_remote(storage, keys).boxed(),
+            });
+        }
+        if listing_done && reads.is_empty() {
+            break;
+        }
+        // Both branches poll a stream's `next`, which is cancel-safe: an
+        // item is either returned or still in its stream.
+        tokio::select! {
+            listed = listing.next(), if !listing_done => match listed {
+                Some(meta) => {
+                    if let Some(key) = builder.add_listed(meta?) {
+                        manifests += 1;
+                        pending.push_back(key);
+                    }
+                }
+                None => listing_done = true,
+            },
+            Some(done) = reads.next(), if !reads.is_empty() => {
+                for (key, read) in done? {
+                    builder.add_manifest(&key, read);
+                }
+            }
+        }
     }
+    tracing::debug!(manifests, "read manifests");
     Ok(builder.build())
 }
 
-async fn read_remote(
-    storage: &dyn Storage,
-    keys: Vec<Key>,
-    builder: &mut CatalogBuilder,
-) -> Result<(), StorageError> {
-    let mut reads = futures::stream::iter(keys)
-        .map(|key| async move {
-            let read = match storage.get_bytes(&key).await {
-                Ok(bytes) => Ok(parse(bytes)),
-                Err(error) if error.is_not_found() => Ok(ManifestRead::Vanished),
-                Err(error) => Err(error),
-            };
-            (key, read)
-        })
-        .buffer_unordered(MANIFEST_READS_IN_FLIGHT);
-    while let Some((key, read)) = reads.next().await {
-        builder.add_manifest(&key, read?);
-    }
-    Ok(())
+/// Manifests read, each with what reading it gave.
+type Reads = Vec<(Key, ManifestRead)>;
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
 }
 
-async fn read_local(
-    files: &LocalFiles,
-    keys: Vec<Key>,
-    builder: &mut CatalogBuilder,
-) -> Result<(), StorageError> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let batches: Vec<Vec<Key>> = keys.chunks(LOCAL_BATCH).map(<[Key]>::to_vec).collect();
-    let mut reads = futures::stream::iter(batches)
-        .map(|batch| {
-            let files = files.clone();
-            tokio::task::spawn_blocking(move || {
-                batch
-                    .into_iter()
-                    .map(|key| {
-                        let read = read_local_file(&files, &key);
-                        (key, read)
-                    })
-                    .collect::<Vec<_>>()
-            })
-        })
-        .buffered(cores);
-    while let Some(batch) = reads.next().await {
-        let batch = batch.map_err(|error| StorageError::Other {
-            key: String::new(),
-            message: format!("reading manifests: {error}"),
-        })?;
-        for (key, read) in batch {
-            builder.add_manifest(&key, read?);
-        }
+async fn read_remote(storage: &dyn Storage, keys: Vec<Key>) -> Result<Reads, StorageError> {
+    let mut done = Vec::with_capacity(keys.len());
+    for key in keys {
+        let read = match storage.get_bytes(&key).await {
+            Ok(bytes) => parse(bytes),
+            Err(error) if error.is_not_found() => ManifestRead::Vanished,
+            Err(error) => return Err(error),
+        };
+        done.push((key, read));
     }
-    Ok(())
+    Ok(done)
+}
+
+/// One blocking task for a batch: one thread hop per batch instead of
+/// several per file, and the parsing spread over the cores.
+async fn read_local(files: LocalFiles, keys: Vec<Key>) -> Result<Reads, StorageError> {
+    tokio::task::spawn_blocking(move || {
+        keys.into_iter()
+            .map(|key| {
+                let read = read_local_file(&files, &key)?;
+                Ok((key, read))
+            })
+            .collect()
+    })
+    .await
+    .map_err(|error| StorageError::Other {
+        key: String::new(),
+        message: format!("reading manifests: {error}"),
+    })?
 }
 
 fn read_local_file(files: &LocalFiles, key: &Key) -> Result<ManifestRead, StorageError> {

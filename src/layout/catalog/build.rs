@@ -40,7 +40,18 @@ pub struct CatalogBuilder {
 impl CatalogBuilder {
     /// Classifies every listed object (any order).
     pub fn new(listing: impl IntoIterator<Item = ObjectMeta>) -> Self {
-        let mut builder = Self {
+        let mut builder = Self::empty();
+        for meta in listing {
+            builder.add_listed(meta);
+        }
+        builder
+    }
+
+    /// A builder that has seen no listing yet: `add_listed` feeds it as
+    /// pages arrive, so reading manifests can start before the listing of
+    /// a large location ends.
+    pub fn empty() -> Self {
+        Self {
             manifests: Vec::new(),
             manifest_index: HashMap::new(),
             vanished: Vec::new(),
@@ -49,43 +60,50 @@ impl CatalogBuilder {
             files: Vec::new(),
             file_index: HashMap::new(),
             temporaries: Vec::new(),
-        };
-        for meta in listing {
-            match keys::classify(meta.key.as_str()) {
-                KeyKind::Manifest {
+        }
+    }
+
+    /// Classifies one listed object; a manifest's key comes back, to be
+    /// read and handed to `add_manifest` (in any order, before or after
+    /// the rest of the listing).
+    pub fn add_listed(&mut self, meta: ObjectMeta) -> Option<Key> {
+        match keys::classify(meta.key.as_str()) {
+            KeyKind::Manifest {
+                repository,
+                backup_id,
+            } => {
+                if self.manifest_index.contains_key(meta.key.as_str()) {
+                    return None;
+                }
+                self.manifest_index
+                    .insert(meta.key.to_string(), self.manifests.len());
+                let key = meta.key.clone();
+                self.manifests.push(ManifestEntry {
+                    key: meta.key,
+                    size: meta.size,
                     repository,
                     backup_id,
-                } => {
-                    builder
-                        .manifest_index
-                        .insert(meta.key.to_string(), builder.manifests.len());
-                    builder.manifests.push(ManifestEntry {
-                        key: meta.key,
-                        size: meta.size,
-                        repository,
-                        backup_id,
-                        content: Err("not read".into()),
-                    });
-                    builder.vanished.push(false);
-                }
-                KeyKind::Marker(id) => {
-                    builder.markers.insert(id);
-                }
-                KeyKind::Pointer => {
-                    let directory = meta.key.as_str().rsplit_once('/').map(|(dir, _)| dir);
-                    builder
-                        .pointer_directories
-                        .insert(directory.unwrap_or("").to_owned());
-                }
-                KeyKind::Temporary => builder.temporaries.push(meta),
-                KeyKind::Gitbak => {}
-                KeyKind::Data => {
-                    let file = builder.intern(meta.key.as_str());
-                    builder.files[file].size = Some(meta.size);
-                }
+                    content: Err("not read".into()),
+                });
+                self.vanished.push(false);
+                return Some(key);
+            }
+            KeyKind::Marker(id) => {
+                self.markers.insert(id);
+            }
+            KeyKind::Pointer => {
+                let directory = meta.key.as_str().rsplit_once('/').map(|(dir, _)| dir);
+                self.pointer_directories
+                    .insert(directory.unwrap_or("").to_owned());
+            }
+            KeyKind::Temporary => self.temporaries.push(meta),
+            KeyKind::Gitbak => {}
+            KeyKind::Data => {
+                let file = self.intern(meta.key.as_str());
+                self.files[file].size = Some(meta.size);
             }
         }
-        builder
+        None
     }
 
     /// The manifests to read, `+latest.toml` included.
