@@ -64,6 +64,7 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Backup id to restore. Default: the latest backup of each repository')
             [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'Restore each repository''s newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC')
             [CompletionResult]::new('--local-storages-only', '--local-storages-only', [CompletionResultType]::ParameterName, 'Skip, with a log line, jobs whose storage is not configured on this node')
+            [CompletionResult]::new('--all', '--all', [CompletionResultType]::ParameterName, 'Restore every repository the location has a backup of (with --id: a backup under that id; with --at: one taken by then) instead of reading stdin. Storages not configured here are skipped')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break

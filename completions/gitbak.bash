@@ -335,7 +335,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__restore)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --at --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --at --all --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

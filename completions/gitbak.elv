@@ -59,6 +59,7 @@ set edit:completion:arg-completer[gitbak] = {|@words|
             cand --id 'Backup id to restore. Default: the latest backup of each repository'
             cand --at 'Restore each repository''s newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC'
             cand --local-storages-only 'Skip, with a log line, jobs whose storage is not configured on this node'
+            cand --all 'Restore every repository the location has a backup of (with --id: a backup under that id; with --at: one taken by then) instead of reading stdin. Storages not configured here are skipped'
             cand -h 'Print help'
             cand --help 'Print help'
         }

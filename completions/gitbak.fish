@@ -58,6 +58,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l retries -d 'Re
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l id -d 'Backup id to restore. Default: the latest backup of each repository' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l at -d 'Restore each repository\'s newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l all -d 'Restore every repository the location has a backup of (with --id: a backup under that id; with --at: one taken by then) instead of reading stdin. Storages not configured here are skipped'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l gitaly-config -d 'Gitaly\'s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F

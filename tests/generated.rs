@@ -29,11 +29,11 @@ fn commands(env: &TestEnv) -> Vec<Vec<String>> {
     pages
         .iter()
         .map(|page| {
+            // Subcommands are one level deep, and a name may hold a hyphen.
             let name = page.strip_suffix(".1").unwrap();
-            name.split('-')
-                .skip(1)
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
+            name.strip_prefix("gitbak-")
+                .map(|command| vec![command.to_owned()])
+                .unwrap_or_default()
         })
         .collect()
 }

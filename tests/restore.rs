@@ -3,6 +3,7 @@
 //! `point_in_time` (`--at`) and `broken_chain` (increments that cannot be
 //! replayed), on gitaly-style chains built by `chain`.
 
+mod all;
 mod broken_chain;
 mod chain;
 mod point_in_time;

@@ -102,6 +102,9 @@ pub struct RestoreArgs {
     /// Restore each repository's newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC.
     #[arg(long, value_name = "TIME", conflicts_with = "id", value_parser = crate::layout::time::parse_point_in_time)]
     pub at: Option<crate::layout::time::Timestamp>,
+    /// Restore every repository the location has a backup of (with --id: a backup under that id; with --at: one taken by then) instead of reading stdin. Storages not configured here are skipped.
+    #[arg(long)]
+    pub all: bool,
 }
 
 fn parse_storage(text: &str) -> Result<(String, PathBuf), String> {

@@ -53,6 +53,9 @@ Examples:
   # The repositories of jobs.jsonl as they were at a time, or from one backup:
   gitbak restore --path /backups/gitlab --at 2024-01-01T12:00:00Z < jobs.jsonl
   gitbak restore --path /backups/gitlab --id 20240101000000 < jobs.jsonl
+  # Disaster recovery: every repository the location has a backup of, on
+  # the storages configured here, each from its latest backup (or --at):
+  gitbak restore --all --path /backups/gitlab
   # Everything, with the rest of GitLab (backup.rake runs gitbak, see create):
   gitlab-backup restore BACKUP=1700000000_2026_01_01_17.0.0
 

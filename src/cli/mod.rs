@@ -148,7 +148,14 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                 remove_all_repositories: Vec::new(),
                 remove_when_no_backup: false,
             };
-            restore(setup, options, Arc::new(JsonLog::stdout()), cancel).await
+            restore(
+                setup,
+                options,
+                args.all,
+                Arc::new(JsonLog::stdout()),
+                cancel,
+            )
+            .await
         }
         Command::List(args) => list::run(args, cancel).await,
         Command::Prune(args) => prune::run(args, cancel).await,
@@ -206,11 +213,19 @@ async fn create(
 async fn restore(
     setup: cmd::Setup,
     options: RestoreOptions,
+    all: bool,
     log: Arc<JsonLog>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
-    let report = cmd::restore::run(&ctx, options, stdin_jobs()).await?;
+    let report = if all {
+        let Some(jobs) = restore_all_jobs(&ctx, &options, &log).await? else {
+            return Ok(Status::Interrupted);
+        };
+        cmd::restore::run(&ctx, options, jobs.into_iter()).await?
+    } else {
+        cmd::restore::run(&ctx, options, stdin_jobs()).await?
+    };
     log.removals(&report.removed);
     log.summary(CommandName::Restore, &report.run);
     Ok(status_of(&report.run, false))
@@ -220,6 +235,63 @@ async fn restore(
 /// object at a time, never more than `job::source::READ_AHEAD` jobs ahead.
 fn stdin_jobs() -> impl JobSource {
     JobReader::new(BufReader::new(tokio::io::stdin()))
+}
+
+/// `restore --all`: the repositories from the catalogue, with a line for
+/// each storage left out and for backups no job can name.
+async fn restore_all_jobs(
+    ctx: &cmd::Context,
+    options: &RestoreOptions,
+    log: &JsonLog,
+) -> anyhow::Result<Option<Vec<Job>>> {
+    if ctx.roots.is_empty() {
+        return Err(UsageError(
+            "--all needs storages: pass --storage NAME=DIR or --gitaly-config FILE".into(),
+        )
+        .into());
+    }
+    let Some(all) = cmd::restore::all::jobs(ctx, options.id.as_ref(), options.at).await? else {
+        return Ok(None);
+    };
+    for (storage, repositories) in &all.skipped_storages {
+        log.line(
+            "warning",
+            &format!(
+                "restore --all: skipping {repositories} repositories of storage {storage:?}, \
+                 which is not configured on this node; run gitbak on the node that has it, \
+                 or add --storage {storage}=DIR"
+            ),
+            Default::default(),
+        );
+    }
+    if all.read_only > 0 {
+        log.line(
+            "warning",
+            &format!(
+                "restore --all: skipping {} backups in the pointer or legacy layout, which \
+                 record no storage; restore them with a job list on stdin",
+                all.read_only
+            ),
+            Default::default(),
+        );
+    }
+    if all.jobs.is_empty() {
+        return Err(UsageError(match (&options.id, options.at) {
+            (Some(id), _) => format!(
+                "restore --all: no repository of a configured storage has a backup with id {id}; \
+                 `gitbak list` shows the ids"
+            ),
+            (None, Some(at)) => format!(
+                "restore --all: no repository of a configured storage has a backup taken at or \
+                 before {at}; `gitbak list` shows the backups"
+            ),
+            (None, None) => "restore --all: the location holds no backup of a repository on a \
+                 configured storage; check --path and --storage"
+                .into(),
+        })
+        .into());
+    }
+    Ok(Some(all.jobs))
 }
 
 fn discovered_jobs(ctx: &cmd::Context) -> anyhow::Result<Vec<Job>> {

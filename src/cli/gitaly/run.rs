@@ -69,7 +69,7 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 // found no backup (spec §4.6).
                 remove_when_no_backup: true,
             };
-            crate::cli::restore(setup, options, log, cancel)
+            crate::cli::restore(setup, options, false, log, cancel)
                 .await
                 .context("restore")
         }

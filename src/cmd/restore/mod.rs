@@ -27,6 +27,7 @@ use crate::storage::{Key, StorageError};
 use super::backups::{self, FindError};
 use super::{admit, Context, RunOptions};
 
+pub mod all;
 mod build;
 mod head;
 mod lookup;
