@@ -185,8 +185,8 @@ async fn round_trip_through_moto() {
     round_trip(Target { url, vars }, bucket).await;
 }
 
-/// A storage that stops answering fails the repository cleanly (no
-/// manifest, no marker), and the same backup id then completes.
+/// A storage that stops answering stops the run cleanly (no manifest, no
+/// marker), and the same backup id then completes.
 #[tokio::test(flavor = "multi_thread")]
 async fn paused_storage_fails_cleanly_and_the_rerun_succeeds() {
     let moto = Moto::start();
@@ -212,10 +212,16 @@ async fn paused_storage_fails_cleanly_and_the_rerun_succeeds() {
     moto.signal(rustix::process::Signal::STOP);
     let failed = create("2");
     moto.signal(rustix::process::Signal::CONT);
-    failed.assert_code(1);
-    let error = failed.job_error("create", &repo.relative_path);
-    assert!(!error.contains(S3_SECRET), "{error}");
-    assert!(error.contains("timeout"), "{error}");
+    // The start-up check's request is the first to meet the pause: one
+    // error for the run, no job started.
+    failed.assert_code(2);
+    assert!(!failed.stderr.contains(S3_SECRET), "{}", failed.stderr);
+    assert!(failed.stderr.contains("timeout"), "{}", failed.stderr);
+    assert!(
+        failed.paths_with_msg("started create").is_empty(),
+        "{}",
+        failed.stdout
+    );
     let keys: Vec<String> = bucket
         .list("")
         .await

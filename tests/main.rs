@@ -28,6 +28,7 @@ mod gitaly_mode;
 mod history;
 mod intake;
 mod list;
+mod preflight;
 mod prune;
 mod readme;
 mod refs;

@@ -224,10 +224,15 @@ fn restore_takes_the_given_id_or_else_the_latest() {
         &[&repo.on_root(env.storage_root("none"))],
         &["--id", "3000"],
     );
-    run.assert_code(1);
+    // An id nothing has is caught at start: one error, no job.
+    run.assert_code(2);
     assert!(
-        run.job_error("restore", &repo.relative_path)
-            .contains("no backup 3000"),
+        run.stderr.contains("backup id 3000 not found in "),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.paths_with_msg("started restore").is_empty(),
         "{}",
         run.stdout
     );

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cmd;
 use crate::cmd::create::{CreateOptions, IncrementalOptions};
+use crate::cmd::preflight::{Intent, Peeked};
 use crate::cmd::restore::RestoreOptions;
 use crate::exit::{Status, UsageError};
 use crate::job::progress::CommandName;
@@ -194,9 +195,11 @@ async fn create(
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
     let report = if discover {
         let jobs = discovered_jobs(&ctx)?;
-        cmd::create::run(&ctx, options, jobs.into_iter()).await
+        let jobs = preflight(&ctx, Intent::Create, jobs.into_iter()).await?;
+        cmd::create::run(&ctx, options, jobs).await
     } else {
-        cmd::create::run(&ctx, options, stdin_jobs()).await
+        let jobs = preflight(&ctx, Intent::Create, stdin_jobs()).await?;
+        cmd::create::run(&ctx, options, jobs).await
     };
     if let Err(error) = &report.marker {
         log.line(
@@ -218,13 +221,26 @@ async fn restore(
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
+    // gitaly-backup fails each repository of an unknown -id (spec §4.6).
+    let id = options
+        .id
+        .as_ref()
+        .filter(|_| !options.remove_when_no_backup);
     let report = if all {
+        if ctx.roots.is_empty() {
+            return Err(UsageError(
+                "--all needs storages: pass --storage NAME=DIR or --gitaly-config FILE".into(),
+            )
+            .into());
+        }
+        preflight(&ctx, Intent::Restore { id: None }, Vec::new().into_iter()).await?;
         let Some(jobs) = restore_all_jobs(&ctx, &options, &log).await? else {
             return Ok(Status::Interrupted);
         };
         cmd::restore::run(&ctx, options, jobs.into_iter()).await?
     } else {
-        cmd::restore::run(&ctx, options, stdin_jobs()).await?
+        let jobs = preflight(&ctx, Intent::Restore { id }, stdin_jobs()).await?;
+        cmd::restore::run(&ctx, options, jobs).await?
     };
     log.removals(&report.removed);
     log.summary(CommandName::Restore, &report.run);
@@ -237,6 +253,18 @@ fn stdin_jobs() -> impl JobSource {
     JobReader::new(BufReader::new(tokio::io::stdin()))
 }
 
+/// The start-up checks (`cmd::preflight`), as a usage error: one line,
+/// exit 2 (gitaly mode: its error line, exit 1), no job started.
+async fn preflight<S: JobSource>(
+    ctx: &cmd::Context,
+    intent: Intent<'_>,
+    jobs: S,
+) -> anyhow::Result<Peeked<S>> {
+    cmd::preflight::check(ctx, intent, jobs)
+        .await
+        .map_err(|error| UsageError(error.to_string()).into())
+}
+
 /// `restore --all`: the repositories from the catalogue, with a line for
 /// each storage left out and for backups no job can name.
 async fn restore_all_jobs(
@@ -244,12 +272,6 @@ async fn restore_all_jobs(
     options: &RestoreOptions,
     log: &JsonLog,
 ) -> anyhow::Result<Option<Vec<Job>>> {
-    if ctx.roots.is_empty() {
-        return Err(UsageError(
-            "--all needs storages: pass --storage NAME=DIR or --gitaly-config FILE".into(),
-        )
-        .into());
-    }
     let Some(all) = cmd::restore::all::jobs(ctx, options.id.as_ref(), options.at).await? else {
         return Ok(None);
     };

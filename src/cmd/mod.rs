@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod clock;
 pub mod create;
 pub mod list;
+pub mod preflight;
 pub mod prune;
 pub mod restore;
 

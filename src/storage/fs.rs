@@ -105,6 +105,11 @@ impl LocalFiles {
             .map_err(|error| StorageError::from_io(self.root.to_string_lossy().as_ref(), error))
     }
 
+    /// The directory the objects live under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Whether the object exists.
     pub fn exists(&self, key: &Key) -> Result<bool, StorageError> {
         match std::fs::metadata(self.path(key)) {

@@ -133,8 +133,9 @@ fn credentials_in_an_endpoint_never_reach_a_log() {
     let port = crate::storage::free_port();
     for (query, expected) in [
         (
+            // Unreachable: refused at start, once.
             format!("endpoint=http://admin:{secret}@127.0.0.1:{port}&use_path_style=true&region=us-east-1"),
-            1,
+            2,
         ),
         (format!("endpoint=http%3A%2F%2Fadmin%3A{secret}%40127.0.0.1%3A{port}&region=us-east-1&use_path_style=maybe"), 2),
     ] {
@@ -151,7 +152,7 @@ fn credentials_in_an_endpoint_never_reach_a_log() {
         run.assert_code(expected);
         assert!(!run.stdout.contains(secret), "stdout:\n{}", run.stdout);
         assert!(!run.stderr.contains(secret), "stderr:\n{}", run.stderr);
-        if expected == 1 {
+        if query.contains("admin:") {
             let warnings = run.lines_with_msg(
                 "ignoring the user name and password in the endpoint URL; credentials come \
                  from the provider's environment variables or config files (see README)",
