@@ -9,6 +9,7 @@ pub mod create;
 pub mod list;
 pub mod prune;
 pub mod restore;
+pub mod verify;
 
 use std::sync::Arc;
 

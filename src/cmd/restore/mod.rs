@@ -32,11 +32,13 @@ mod head;
 mod lookup;
 mod removal;
 mod steps;
+mod trial;
 
 use build::{sweep_leftovers, Build};
 use lookup::{find_backup, Wanted};
 use removal::{record, SharedLedger};
 pub use removal::{RemovalReason, RemovedRepository};
+pub use trial::trial_restore;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -184,22 +186,7 @@ impl Restore<'_> {
             .steps
             .last()
             .ok_or_else(|| RestoreError::Backup("manifest has no steps".into()))?;
-        let object_format = ObjectFormat::parse(&manifest.object_format).ok_or_else(|| {
-            RestoreError::Backup(format!(
-                "manifest has unknown object_format {:?}",
-                manifest.object_format
-            ))
-        })?;
-        let ref_format = match manifest
-            .gitbak
-            .as_ref()
-            .map(|info| info.ref_format.as_str())
-        {
-            None | Some("") => RefFormat::Files,
-            Some(name) => RefFormat::parse(name).ok_or_else(|| {
-                RestoreError::Backup(format!("manifest has unknown ref_format {name:?}"))
-            })?,
-        };
+        let (object_format, ref_format) = formats(manifest)?;
         let parent = self
             .repository
             .parent()
@@ -351,6 +338,28 @@ impl Restore<'_> {
         }
         Ok(())
     }
+}
+
+/// The object and ref formats a manifest records (files when it does not
+/// say: gitaly-backup's manifests never do).
+fn formats(manifest: &Manifest) -> Result<(ObjectFormat, RefFormat), RestoreError> {
+    let object_format = ObjectFormat::parse(&manifest.object_format).ok_or_else(|| {
+        RestoreError::Backup(format!(
+            "manifest has unknown object_format {:?}",
+            manifest.object_format
+        ))
+    })?;
+    let ref_format = match manifest
+        .gitbak
+        .as_ref()
+        .map(|info| info.ref_format.as_str())
+    {
+        None | Some("") => RefFormat::Files,
+        Some(name) => RefFormat::parse(name).ok_or_else(|| {
+            RestoreError::Backup(format!("manifest has unknown ref_format {name:?}"))
+        })?,
+    };
+    Ok((object_format, ref_format))
 }
 
 /// Puts hooks into the new repository: the backup's archive, or else the
