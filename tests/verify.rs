@@ -252,14 +252,19 @@ fn three(env: &TestEnv) -> Vec<Repo> {
         .map(|name| env.fixture_at("default", "linear", &format!("g/{name}.git"), &[]))
         .collect();
     let all: Vec<&Repo> = repos.iter().collect();
-    env.gitbak(["create", "--incremental", "--id", FIRST])
-        .backup_path()
-        .storages_of(&all)
-        .jobs(&all)
-        .run()
-        .assert_success();
+    // Each backup's refs read at its id's time (its `created_at`).
+    let create = |id: &str, now: &str, repos: &[&Repo]| {
+        env.gitbak(["create", "--incremental", "--id", id])
+            .backup_path()
+            .storages_of(repos)
+            .jobs(repos)
+            .env("GITBAK_NOW", now)
+            .run()
+            .assert_success();
+    };
+    create(FIRST, "2026-01-01T00:00:00Z", &all);
     env.add_commit(&repos[0].path(), "refs/heads/main", "later.txt");
-    incremental(env, SECOND, &repos[0]);
+    create(SECOND, "2026-01-02T00:00:00Z", &all[..1]);
     repos
 }
 
@@ -297,10 +302,14 @@ fn selection_by_id_time_repository_and_sample() {
         [format!("g/a.git {FIRST}"), b.clone(), c.clone()]
     );
     assert_eq!(checked(&sound(&env, &["--id", SECOND])), all[..1]);
-    // The backups' times are their ids' (when their refs were read is
-    // now, later than both ids, so --at looks at created_at first).
-    let report = sound(&env, &["--at", "2099-01-01T00:00:00Z"]);
-    assert_eq!(checked(&report), all);
+    assert_eq!(
+        checked(&sound(&env, &["--at", "2026-01-01T12:00:00Z"])),
+        [format!("g/a.git {FIRST}"), b.clone(), c.clone()]
+    );
+    assert_eq!(
+        checked(&sound(&env, &["--at", "2099-01-01T00:00:00Z"])),
+        all
+    );
     assert_eq!(
         checked(&sound(&env, &["--repository", "default:g/b.git"])),
         all[1..2]
