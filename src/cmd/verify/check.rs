@@ -9,13 +9,18 @@ use futures::StreamExt;
 use super::{Problem, ProblemKind};
 use crate::layout::catalog::Catalog;
 use crate::layout::manifest::Manifest;
-use crate::storage::digest::{BodyDigest, DigestReader};
-use crate::storage::{Key, Storage};
+use crate::storage::digest::{digest_file, BodyDigest, DigestReader};
+use crate::storage::{Key, Storage, StorageError};
 
-/// Files of one backup read at once; each streams through tokio's 8 KiB
-/// copy buffer into the hasher, so a backup holds about 32 KiB of buffers
-/// besides what the storage client keeps per request.
+/// Files of one backup read at once.
 pub(super) const FILES_IN_FLIGHT: usize = 4;
+
+/// Read buffer of one file streamed from object storage into the hasher:
+/// with `FILES_IN_FLIGHT` and `BACKUPS_IN_FLIGHT`, 16 × 256 KiB = 4 MiB
+/// at most, besides what the storage client keeps per request. A local
+/// file is hashed through `digest_file`'s buffer of at most 512 KiB:
+/// 16 × 512 KiB = 8 MiB at most.
+const REMOTE_READ_BUFFER: usize = 256 << 10;
 
 /// What the catalogue's listing says of a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,16 +269,29 @@ fn short(sha256: &str) -> &str {
     sha256.get(..12).unwrap_or(sha256)
 }
 
-/// Size and SHA-256 of a stored file, streamed.
-async fn hash(
-    storage: &dyn Storage,
-    key: &Key,
-) -> Result<BodyDigest, crate::storage::StorageError> {
+/// Size and SHA-256 of a stored file: on a local location read by a
+/// blocking task with positioned reads (`digest_file`, as restore hashes
+/// a local bundle), elsewhere streamed from storage.
+async fn hash(storage: &dyn Storage, key: &Key) -> Result<BodyDigest, StorageError> {
+    let io_error = |error| StorageError::from_io(key.as_str(), error);
+    if let Some(files) = storage.local_files() {
+        let key = key.clone();
+        let hashed = tokio::task::spawn_blocking(move || {
+            let file = files.open(&key)?;
+            digest_file(&file, || true, |_, _| {})
+                .map_err(|error| StorageError::from_io(key.as_str(), error))
+        });
+        return hashed.await.map_err(|error| StorageError::Other {
+            key: String::new(),
+            message: format!("hashing: {error}"),
+        })?;
+    }
     let reader = storage.get(key).await?;
-    let (mut reader, digest) = DigestReader::new(reader);
-    tokio::io::copy(&mut reader, &mut tokio::io::sink())
+    let (reader, digest) = DigestReader::new(reader);
+    let mut reader = tokio::io::BufReader::with_capacity(REMOTE_READ_BUFFER, reader);
+    tokio::io::copy_buf(&mut reader, &mut tokio::io::sink())
         .await
-        .map_err(|error| crate::storage::StorageError::from_io(key.as_str(), error))?;
+        .map_err(io_error)?;
     Ok(digest.finish())
 }
 
