@@ -45,8 +45,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub deep: bool,
     /// Verify N repositories picked at random (after --id, --at and --repository).
-    #[arg(long, value_name = "N")]
-    pub sample: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub sample: Option<u32>,
     /// Print JSON (schema in the README) instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -69,7 +69,7 @@ impl From<&VerifyArgs> for VerifyOptions {
         VerifyOptions {
             selection,
             repository: args.repository.clone(),
-            sample: args.sample,
+            sample: args.sample.map(|count| count as usize),
             seed: fresh_seed(),
             deep: args.deep,
         }
@@ -159,4 +159,56 @@ pub fn render(report: &VerifyReport) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::verify::{BackupCheck, Problem, ProblemKind, VerifyCounts};
+
+    #[test]
+    fn the_table_names_each_problem_and_the_totals() {
+        let backup = BackupCheck {
+            storage: "default".into(),
+            relative_path: "g/p.git".into(),
+            backup_id: Some("20260102000000".into()),
+            manifest: "manifests/default/g/p.git/20260102000000.toml".into(),
+            kind: "incremental",
+            steps: 2,
+            files: 3,
+            bytes: 2048,
+            bytes_hashed: 2048,
+            restored: false,
+            problems: vec![Problem {
+                kind: ProblemKind::BrokenChain,
+                file: Some("default/g/p.git/20260101000000/001.bundle".into()),
+                step: Some(1),
+                detail: "step 1 of 2 is missing its file".into(),
+            }],
+        };
+        let report = VerifyReport {
+            sound: false,
+            counts: VerifyCounts {
+                backups: 1,
+                repositories: 1,
+                files: 3,
+                bytes: 2048,
+                bytes_hashed: 2048,
+                broken_backups: 1,
+                broken_repositories: 1,
+                broken_files: 1,
+                ..VerifyCounts::default()
+            },
+            backups: vec![backup],
+        };
+        assert_eq!(
+            render(&report),
+            "REPOSITORY       BACKUP          PROBLEM       STEP  DETAIL\n\
+             default:g/p.git  20260102000000  broken chain     1  \
+             default/g/p.git/20260101000000/001.bundle: step 1 of 2 is missing its file\n\
+             \n\
+             Checked 1 repositories (1 backups): 3 files, 2.0 KiB (2.0 KiB hashed).\n\
+             Broken: 1 repositories (1 backups, 1 files).\n"
+        );
+    }
 }
