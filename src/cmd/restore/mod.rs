@@ -8,6 +8,9 @@
 //! signal; before that, an interrupt removes the build directory, but only
 //! after the git processes writing into it have exited. What a crash
 //! leaves behind, the next restore of the repository cleans up first.
+//!
+//! `trial` runs the same build into a scratch directory for `verify
+//! --deep`, and removes it instead of placing it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
