@@ -2,7 +2,8 @@
 //! passes, plain and `--deep`; a missing bundle, a truncated one, a
 //! changed byte and a broken chain are each named (plain verify for
 //! gitbak's manifests, which record digests; `--deep` for one
-//! gitaly-backup wrote, which records none); the selection options, the
+//! gitaly-backup wrote, which records none), and so is a refs file the
+//! restored repository does not match; the selection options, the
 //! JSON schema, the scratch directories (`TMPDIR`) left empty, also after
 //! an interrupt, and a location in S3 (moto).
 
@@ -220,6 +221,34 @@ fn a_changed_byte_in_a_gitaly_backup_takes_deep() {
     std::fs::remove_file(&bundle).unwrap();
     let report = broken(&env, &[]);
     assert_eq!(problems(&report), [problem("missing", "001.bundle", 1)]);
+}
+
+#[test]
+fn deep_names_a_refs_file_the_restore_cannot_honour() {
+    let env = TestEnv::new();
+    let (repo, _) = gitaly_backup(&env);
+    // The refs file points main at a commit the bundle lacks: a restore
+    // takes the bundle's main instead (with a warning), so the restored
+    // repository is not the one recorded.
+    let refs = env.backup_file(&repo.step_key(FULL_ID, "001.refs"));
+    let text = std::fs::read_to_string(&refs).unwrap();
+    let main = text
+        .lines()
+        .find(|line| line.ends_with(" refs/heads/main"))
+        .unwrap();
+    let absent = "1".repeat(40);
+    let changed = text.replace(main, &format!("{absent} refs/heads/main"));
+    std::fs::write(&refs, changed).unwrap();
+    verify(&env, &[]).assert_success();
+    let report = broken(&env, &["--deep"]);
+    assert_eq!(problems(&report), [problem("refs_mismatch", "001.refs", 1)]);
+    let detail = report["backups"][0]["problems"][0]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(
+        detail.starts_with("refs/heads/main restored at ") && detail.ends_with(&absent),
+        "{detail}"
+    );
 }
 
 #[test]
