@@ -1,8 +1,7 @@
 //! Loading a location's catalogue (`layout::catalog`) from storage: one
 //! listing of the whole location, then every manifest it names, many reads
-//! in flight. `list`, `prune` and `verify` read manifests only through
-//! here (prune deletes through `prune::execute`, verify reads the data
-//! files through `verify::check`), so a streaming listing or a batched
+//! in flight. `list` and `prune` read storage only through here (and prune
+//! deletes through `prune::execute`), so a streaming listing or a batched
 //! many-gets helper replaces these few calls alone.
 
 use std::io::Read;
@@ -57,7 +56,11 @@ async fn read_remote(
 ) -> Result<(), StorageError> {
     let mut reads = futures::stream::iter(keys)
         .map(|key| async move {
-            let read = read_manifest(storage, &key).await;
+            let read = match storage.get_bytes(&key).await {
+                Ok(bytes) => Ok(parse(bytes)),
+                Err(error) if error.is_not_found() => Ok(ManifestRead::Vanished),
+                Err(error) => Err(error),
+            };
             (key, read)
         })
         .buffer_unordered(MANIFEST_READS_IN_FLIGHT);
@@ -65,16 +68,6 @@ async fn read_remote(
         builder.add_manifest(&key, read?);
     }
     Ok(())
-}
-
-/// One manifest, read and parsed as the catalogue reads it (`verify`
-/// reads the ones it checks again for their steps and digests).
-pub async fn read_manifest(storage: &dyn Storage, key: &Key) -> Result<ManifestRead, StorageError> {
-    match storage.get_bytes(key).await {
-        Ok(bytes) => Ok(parse(bytes)),
-        Err(error) if error.is_not_found() => Ok(ManifestRead::Vanished),
-        Err(error) => Err(error),
-    }
 }
 
 async fn read_local(
@@ -130,5 +123,15 @@ fn parse(bytes: Vec<u8>) -> ManifestRead {
     match Manifest::parse(&text) {
         Ok(manifest) => ManifestRead::Parsed(manifest),
         Err(error) => ManifestRead::Damaged(error.to_string()),
+    }
+}
+
+/// One manifest, read and parsed as the catalogue reads it: `verify`
+/// reads the ones it checks again, for their steps and digests.
+pub async fn read_manifest(storage: &dyn Storage, key: &Key) -> Result<ManifestRead, StorageError> {
+    match storage.get_bytes(key).await {
+        Ok(bytes) => Ok(parse(bytes)),
+        Err(error) if error.is_not_found() => Ok(ManifestRead::Vanished),
+        Err(error) => Err(error),
     }
 }
