@@ -29,6 +29,7 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore the repositories named on stdin from their latest backup, or from --id')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the backups a location holds, or one repository''s history')
             [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove the backups a retention policy does not keep, and the files no backup needs')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check that backups are whole and restore: every file there, with its recorded size and SHA-256')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for SHELL to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -99,6 +100,21 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
             break
         }
+        'gitbak;verify' {
+            [CompletionResult]::new('--path', '--path', [CompletionResultType]::ParameterName, 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly''s [backup] go_cloud_url')
+            [CompletionResult]::new('--gitaly-config', '--gitaly-config', [CompletionResultType]::ParameterName, 'Gitaly''s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present')
+            [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up')
+            [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Verify the backups of this id (every repository that has one) instead of each repository''s latest')
+            [CompletionResult]::new('--at', '--at', [CompletionResultType]::ParameterName, 'Verify each repository''s newest backup taken at or before TIME (RFC 3339, or YYYYMMDDhhmmss in UTC), as restore --at picks it')
+            [CompletionResult]::new('--repository', '--repository', [CompletionResultType]::ParameterName, 'Verify only this repository: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86...git)')
+            [CompletionResult]::new('--sample', '--sample', [CompletionResultType]::ParameterName, 'Verify N repositories picked at random (after --id, --at and --repository)')
+            [CompletionResult]::new('--git', '--git', [CompletionResultType]::ParameterName, 'The git --deep runs (2.45 or newer)')
+            [CompletionResult]::new('--deep', '--deep', [CompletionResultType]::ParameterName, 'Also restore each backup into a scratch directory under $TMPDIR (removed after), proving its bundles, chain and refs')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (schema in the README) instead of a table')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            break
+        }
         'gitbak;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -109,6 +125,7 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             [CompletionResult]::new('restore', 'restore', [CompletionResultType]::ParameterValue, 'Restore the repositories named on stdin from their latest backup, or from --id')
             [CompletionResult]::new('list', 'list', [CompletionResultType]::ParameterValue, 'Show the backups a location holds, or one repository''s history')
             [CompletionResult]::new('prune', 'prune', [CompletionResultType]::ParameterValue, 'Remove the backups a retention policy does not keep, and the files no backup needs')
+            [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Check that backups are whole and restore: every file there, with its recorded size and SHA-256')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print shell completions for SHELL to stdout')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -123,6 +140,9 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             break
         }
         'gitbak;help;prune' {
+            break
+        }
+        'gitbak;help;verify' {
             break
         }
         'gitbak;help;completions' {

@@ -34,6 +34,9 @@ _gitbak() {
             gitbak,restore)
                 cmd="gitbak__subcmd__restore"
                 ;;
+            gitbak,verify)
+                cmd="gitbak__subcmd__verify"
+                ;;
             gitbak__subcmd__help,completions)
                 cmd="gitbak__subcmd__help__subcmd__completions"
                 ;;
@@ -52,6 +55,9 @@ _gitbak() {
             gitbak__subcmd__help,restore)
                 cmd="gitbak__subcmd__help__subcmd__restore"
                 ;;
+            gitbak__subcmd__help,verify)
+                cmd="gitbak__subcmd__help__subcmd__verify"
+                ;;
             *)
                 ;;
         esac
@@ -59,7 +65,7 @@ _gitbak() {
 
     case "${cmd}" in
         gitbak)
-            opts="-h -V --help --version create restore list prune completions help"
+            opts="-h -V --help --version create restore list prune verify completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -145,7 +151,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__help)
-            opts="create restore list prune completions help"
+            opts="create restore list prune verify completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -229,6 +235,20 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__help__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gitbak__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -374,6 +394,52 @@ _gitbak() {
                     return 0
                     ;;
                 --at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        gitbak__subcmd__verify)
+            opts="-h --path --gitaly-config --retries --id --at --repository --deep --sample --json --git --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gitaly-config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --id)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --at)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --repository)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sample)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --git)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

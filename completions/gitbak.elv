@@ -26,6 +26,7 @@ set edit:completion:arg-completer[gitbak] = {|@words|
             cand restore 'Restore the repositories named on stdin from their latest backup, or from --id'
             cand list 'Show the backups a location holds, or one repository''s history'
             cand prune 'Remove the backups a retention policy does not keep, and the files no backup needs'
+            cand verify 'Check that backups are whole and restore: every file there, with its recorded size and SHA-256'
             cand completions 'Print shell completions for SHELL to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -91,6 +92,20 @@ set edit:completion:arg-completer[gitbak] = {|@words|
             cand -h 'Print help'
             cand --help 'Print help'
         }
+        &'gitbak;verify'= {
+            cand --path 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly''s [backup] go_cloud_url'
+            cand --gitaly-config 'Gitaly''s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present'
+            cand --retries 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up'
+            cand --id 'Verify the backups of this id (every repository that has one) instead of each repository''s latest'
+            cand --at 'Verify each repository''s newest backup taken at or before TIME (RFC 3339, or YYYYMMDDhhmmss in UTC), as restore --at picks it'
+            cand --repository 'Verify only this repository: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86...git)'
+            cand --sample 'Verify N repositories picked at random (after --id, --at and --repository)'
+            cand --git 'The git --deep runs (2.45 or newer)'
+            cand --deep 'Also restore each backup into a scratch directory under $TMPDIR (removed after), proving its bundles, chain and refs'
+            cand --json 'Print JSON (schema in the README) instead of a table'
+            cand -h 'Print help'
+            cand --help 'Print help'
+        }
         &'gitbak;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -100,6 +115,7 @@ set edit:completion:arg-completer[gitbak] = {|@words|
             cand restore 'Restore the repositories named on stdin from their latest backup, or from --id'
             cand list 'Show the backups a location holds, or one repository''s history'
             cand prune 'Remove the backups a retention policy does not keep, and the files no backup needs'
+            cand verify 'Check that backups are whole and restore: every file there, with its recorded size and SHA-256'
             cand completions 'Print shell completions for SHELL to stdout'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -110,6 +126,8 @@ set edit:completion:arg-completer[gitbak] = {|@words|
         &'gitbak;help;list'= {
         }
         &'gitbak;help;prune'= {
+        }
+        &'gitbak;help;verify'= {
         }
         &'gitbak;help;completions'= {
         }

@@ -30,6 +30,7 @@ complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "create" -d 'Back up t
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "list" -d 'Show the backups a location holds, or one repository\'s history'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "prune" -d 'Remove the backups a retention policy does not keep, and the files no backup needs'
+complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "verify" -d 'Check that backups are whole and restore: every file there, with its recorded size and SHA-256'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "completions" -d 'Print shell completions for SHELL to stdout'
 complete -c gitbak -n "__fish_gitbak_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
@@ -81,10 +82,22 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l grace -d 'Remove
 complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -s n -l dry-run -d 'Print the plan (each backup kept or removed, and why) and remove nothing'
 complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -l json -d 'Print JSON (schema in the README) instead of text'
 complete -c gitbak -n "__fish_gitbak_using_subcommand prune" -s h -l help -d 'Print help'
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l gitaly-config -d 'Gitaly\'s config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l id -d 'Verify the backups of this id (every repository that has one) instead of each repository\'s latest' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l at -d 'Verify each repository\'s newest backup taken at or before TIME (RFC 3339, or YYYYMMDDhhmmss in UTC), as restore --at picks it' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l repository -d 'Verify only this repository: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86...git)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l sample -d 'Verify N repositories picked at random (after --id, --at and --repository)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l git -d 'The git --deep runs (2.45 or newer)' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l deep -d 'Also restore each backup into a scratch directory under $TMPDIR (removed after), proving its bundles, chain and refs'
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l json -d 'Print JSON (schema in the README) instead of a table'
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "list" -d 'Show the backups a location holds, or one repository\'s history'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "prune" -d 'Remove the backups a retention policy does not keep, and the files no backup needs'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "completions" -d 'Print shell completions for SHELL to stdout'
-complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune verify completions help" -f -a "create" -d 'Back up the repositories named on stdin (or every repository, with --discover)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune verify completions help" -f -a "restore" -d 'Restore the repositories named on stdin from their latest backup, or from --id'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune verify completions help" -f -a "list" -d 'Show the backups a location holds, or one repository\'s history'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune verify completions help" -f -a "prune" -d 'Remove the backups a retention policy does not keep, and the files no backup needs'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune verify completions help" -f -a "verify" -d 'Check that backups are whole and restore: every file there, with its recorded size and SHA-256'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune verify completions help" -f -a "completions" -d 'Print shell completions for SHELL to stdout'
+complete -c gitbak -n "__fish_gitbak_using_subcommand help; and not __fish_seen_subcommand_from create restore list prune verify completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -7,6 +7,9 @@ pub const SUCCESS: i32 = 0;
 pub const FAILURE: i32 = 1;
 /// Usage or configuration error: nothing was attempted.
 pub const USAGE: i32 = 2;
+/// `verify` checked everything it could and found a backup broken: a
+/// finding about the backups, not a failure of the run (which is 1).
+pub const BROKEN: i32 = 3;
 /// Interrupted by SIGINT or SIGTERM.
 pub const INTERRUPTED: i32 = 130;
 
@@ -16,6 +19,8 @@ pub enum Status {
     Success,
     Failure,
     Usage,
+    /// `verify` found a broken backup.
+    Broken,
     Interrupted,
 }
 
@@ -25,6 +30,7 @@ impl Status {
             Self::Success => SUCCESS,
             Self::Failure => FAILURE,
             Self::Usage => USAGE,
+            Self::Broken => BROKEN,
             Self::Interrupted => INTERRUPTED,
         }
     }

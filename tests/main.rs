@@ -9,8 +9,8 @@
 //! `refs` (refs read without git, as `git show-ref --head` prints them),
 //! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
 //! them, and gitbak backups read by gitaly-backup's algorithm), `history`
-//! (ten incremental backups of a changing repository), `list` and `prune`
-//! (what a location holds, and retention), `requirements` (the git version
+//! (ten incremental backups of a changing repository), `list`, `prune` and
+//! `verify` (what a location holds, retention, and whether it restores), `requirements` (the git version
 //! gitbak needs), `generated` (completions, man pages and `--help`
 //! examples), `readme` (the README's quick start and options table), and
 //! `regression` (compatibility with backups gitaly-backup
@@ -37,3 +37,4 @@ mod removal;
 mod requirements;
 mod restore;
 mod storage;
+mod verify;

@@ -23,7 +23,7 @@ Examples:
 
 Exit status:
 0 all done, 1 some repository failed, 2 usage or configuration error,
-130 interrupted.";
+3 gitbak verify found a broken backup, 130 interrupted.";
 
 /// `gitbak create --help`.
 pub const CREATE: &str = "\

@@ -39,11 +39,20 @@ pub struct LocationArgs {
 impl LocationArgs {
     /// Opens the location, with warnings on stderr.
     pub(super) async fn open(&self, cancel: CancellationToken) -> anyhow::Result<Context> {
+        self.open_with_git(PathBuf::from("git"), cancel).await
+    }
+
+    /// `open`, for a command that also runs git (`verify --deep`).
+    pub(super) async fn open_with_git(
+        &self,
+        git: PathBuf,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Context> {
         let setup = Setup {
             location: self.path.clone(),
             storages: Vec::new(),
             gitaly_config: self.gitaly_config.clone(),
-            git: PathBuf::from("git"),
+            git,
             parallel: 1,
             part_size: None,
             upload_concurrency: 1,

@@ -11,6 +11,7 @@ pub mod list;
 pub mod output;
 pub mod prune;
 mod table;
+pub mod verify;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -86,6 +87,9 @@ pub enum Command {
     /// Remove the backups a retention policy does not keep, and the files no backup needs.
     #[command(after_help = prune::EXAMPLES)]
     Prune(prune::PruneArgs),
+    /// Check that backups are whole and restore: every file there, with its recorded size and SHA-256.
+    #[command(after_help = verify::EXAMPLES)]
+    Verify(verify::VerifyArgs),
     /// Print shell completions for SHELL to stdout.
     #[command(after_help = help::COMPLETIONS)]
     Completions {
@@ -160,6 +164,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
         }
         Command::List(args) => list::run(args, cancel).await,
         Command::Prune(args) => prune::run(args, cancel).await,
+        Command::Verify(args) => verify::run(args, cancel).await,
         Command::Completions { shell } => {
             generate::print_completions(shell)?;
             Ok(Status::Success)

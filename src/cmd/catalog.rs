@@ -153,3 +153,13 @@ fn parse(bytes: Vec<u8>) -> ManifestRead {
         Err(error) => ManifestRead::Damaged(error.to_string()),
     }
 }
+
+/// One manifest, read and parsed as the catalogue reads it: `verify`
+/// reads the ones it checks again, for their steps and digests.
+pub async fn read_manifest(storage: &dyn Storage, key: &Key) -> Result<ManifestRead, StorageError> {
+    match storage.get_bytes(key).await {
+        Ok(bytes) => Ok(parse(bytes)),
+        Err(error) if error.is_not_found() => Ok(ManifestRead::Vanished),
+        Err(error) => Err(error),
+    }
+}

@@ -10,6 +10,7 @@ pub mod list;
 pub mod preflight;
 pub mod prune;
 pub mod restore;
+pub mod verify;
 
 use std::sync::Arc;
 

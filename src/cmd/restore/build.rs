@@ -50,7 +50,8 @@ pub(super) async fn sweep_leftovers(
 }
 
 /// The build directory while async code fills it, with the parent
-/// directories made for it.
+/// directories made for it (or a trial restore's scratch directory,
+/// `trial`, which has none).
 ///
 /// Its removal never runs on an async thread, nor while git may still
 /// write into it: dropped (an error, or the job's future dropped when the

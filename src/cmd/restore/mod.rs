@@ -8,6 +8,9 @@
 //! signal; before that, an interrupt removes the build directory, but only
 //! after the git processes writing into it have exited. What a crash
 //! leaves behind, the next restore of the repository cleans up first.
+//!
+//! `trial` runs the same build into a scratch directory for `verify
+//! --deep`, and removes it instead of placing it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,11 +36,13 @@ mod head;
 mod lookup;
 mod removal;
 mod steps;
+mod trial;
 
 use build::{sweep_leftovers, Build};
 use lookup::{find_backup, Wanted};
 use removal::{record, SharedLedger};
 pub use removal::{RemovalReason, RemovedRepository};
+pub use trial::trial_restore;
 
 #[derive(Debug, Clone)]
 pub struct RestoreOptions {
@@ -185,22 +190,7 @@ impl Restore<'_> {
             .steps
             .last()
             .ok_or_else(|| RestoreError::Backup("manifest has no steps".into()))?;
-        let object_format = ObjectFormat::parse(&manifest.object_format).ok_or_else(|| {
-            RestoreError::Backup(format!(
-                "manifest has unknown object_format {:?}",
-                manifest.object_format
-            ))
-        })?;
-        let ref_format = match manifest
-            .gitbak
-            .as_ref()
-            .map(|info| info.ref_format.as_str())
-        {
-            None | Some("") => RefFormat::Files,
-            Some(name) => RefFormat::parse(name).ok_or_else(|| {
-                RestoreError::Backup(format!("manifest has unknown ref_format {name:?}"))
-            })?,
-        };
+        let (object_format, ref_format) = formats(manifest)?;
         let parent = self
             .repository
             .parent()
@@ -352,6 +342,28 @@ impl Restore<'_> {
         }
         Ok(())
     }
+}
+
+/// The object and ref formats a manifest records (files when it does not
+/// say: gitaly-backup's manifests never do).
+fn formats(manifest: &Manifest) -> Result<(ObjectFormat, RefFormat), RestoreError> {
+    let object_format = ObjectFormat::parse(&manifest.object_format).ok_or_else(|| {
+        RestoreError::Backup(format!(
+            "manifest has unknown object_format {:?}",
+            manifest.object_format
+        ))
+    })?;
+    let ref_format = match manifest
+        .gitbak
+        .as_ref()
+        .map(|info| info.ref_format.as_str())
+    {
+        None | Some("") => RefFormat::Files,
+        Some(name) => RefFormat::parse(name).ok_or_else(|| {
+            RestoreError::Backup(format!("manifest has unknown ref_format {name:?}"))
+        })?,
+    };
+    Ok((object_format, ref_format))
 }
 
 /// Puts hooks into the new repository: the backup's archive, or else the
