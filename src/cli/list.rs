@@ -2,7 +2,6 @@
 //! types, their conversion to `cmd` options, and the table or JSON
 //! printed on stdout (warnings go to stderr, so `--json` stays clean).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -108,16 +107,7 @@ pub async fn run(args: ListArgs, cancel: CancellationToken) -> anyhow::Result<St
         Err(cmd::list::ListError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,
     };
-    let text = if args.json {
-        let mut json = serde_json::to_string_pretty(&report)?;
-        json.push('\n');
-        json
-    } else {
-        render(&report)
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
+    super::table::print_report(&report, args.json, render)?;
     Ok(Status::Success)
 }
 

@@ -92,3 +92,24 @@ mod tests {
         }
     }
 }
+
+/// Prints a report to stdout: pretty JSON for `--json`, else `render`'s
+/// text (tables).
+pub fn print_report<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    render: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let text = if json {
+        let mut json = serde_json::to_string_pretty(report)?;
+        json.push('\n');
+        json
+    } else {
+        render(report)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}

@@ -2,7 +2,6 @@
 //! the table or JSON printed on stdout, and the exit status (0 sound,
 //! 3 something broken).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -93,16 +92,7 @@ pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> anyhow::Result<
         Err(VerifyError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,
     };
-    let text = if args.json {
-        let mut json = serde_json::to_string_pretty(&report)?;
-        json.push('\n');
-        json
-    } else {
-        render(&report)
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
+    super::table::print_report(&report, args.json, render)?;
     Ok(if report.sound {
         Status::Success
     } else {
