@@ -69,6 +69,27 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
+/// Prints a report to stdout: pretty JSON for `--json`, else `render`'s
+/// text (tables).
+pub fn print_report<T: serde::Serialize>(
+    report: &T,
+    json: bool,
+    render: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let text = if json {
+        let mut json = serde_json::to_string_pretty(report)?;
+        json.push('\n');
+        json
+    } else {
+        render(report)
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,25 +112,4 @@ mod tests {
             assert_eq!(human_bytes(bytes), want);
         }
     }
-}
-
-/// Prints a report to stdout: pretty JSON for `--json`, else `render`'s
-/// text (tables).
-pub fn print_report<T: serde::Serialize>(
-    report: &T,
-    json: bool,
-    render: impl FnOnce(&T) -> String,
-) -> anyhow::Result<()> {
-    use std::io::Write;
-    let text = if json {
-        let mut json = serde_json::to_string_pretty(report)?;
-        json.push('\n');
-        json
-    } else {
-        render(report)
-    };
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
 }
