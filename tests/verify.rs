@@ -268,10 +268,33 @@ fn an_interrupted_deep_verify_leaves_no_scratch_directory() {
         files_under(&scratch(&env))
     );
     assert_eq!(
-        std::fs::read_dir(scratch(&env)).unwrap().count(),
+        std::fs::read_dir(scratch(&env).join("gitbak-verify"))
+            .unwrap()
+            .count(),
         0,
         "a scratch directory is left"
     );
+}
+
+#[test]
+fn a_killed_deep_verify_is_cleaned_up_by_the_next() {
+    let env = TestEnv::new();
+    chain(&env);
+    let leftovers = || {
+        std::fs::read_dir(scratch(&env).join("gitbak-verify"))
+            .map(|entries| entries.count())
+            .unwrap_or(0)
+    };
+    let run = env
+        .gitbak(["verify", "--deep"])
+        .backup_path()
+        .env("TMPDIR", scratch(&env).to_str().unwrap())
+        .env("GITBAK_FAILPOINTS", "restore-after-init=kill")
+        .run();
+    assert_ne!(run.code, 0, "{}", run.description);
+    assert_eq!(leftovers(), 1, "SIGKILL skips the removal");
+    verify(&env, &["--deep"]).assert_success();
+    assert_eq!(leftovers(), 0, "the next --deep run removed it");
 }
 
 /// Three repositories, `a` with two backups, `b` and `c` with one.

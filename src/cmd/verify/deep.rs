@@ -1,5 +1,5 @@
 //! `verify --deep`: one backup restored into a scratch directory under the
-//! system temp dir (`TMPDIR`) by restore's own code, then its refs
+//! system temp dir (`$TMPDIR/gitbak-verify`) by restore's own code, then its refs
 //! compared with the last refs file. The scratch directory is removed
 //! before the next backup starts, on failure and on interrupt too
 //! (`restore::trial_restore`). At most `DEEP_RESTORES_IN_FLIGHT` run at
@@ -24,6 +24,26 @@ const DEEP_RESTORES_IN_FLIGHT: usize = 1;
 /// Differences between restored and recorded refs shown in one problem.
 const REFS_SHOWN: usize = 3;
 
+/// `$TMPDIR/gitbak-verify`, private, cleared of what killed runs of this
+/// host left there (`node::leftovers`: a SIGKILL skips the removal), so
+/// the next verify cleans up after the last.
+fn prepare_scratch() -> Result<std::path::PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt;
+    let scratch = std::env::temp_dir().join("gitbak-verify");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&scratch)
+        .map_err(|error| format!("cannot create {}: {error}", scratch.display()))?;
+    let swept = crate::node::leftovers::sweep(&scratch, "").map_err(|error| error.to_string())?;
+    if let Some(failure) = swept.failed.first() {
+        return Err(format!(
+            "cannot clean up after an interrupted verify: {failure}"
+        ));
+    }
+    Ok(scratch)
+}
+
 /// Shared by every backup of one run.
 pub(super) fn slots() -> Semaphore {
     Semaphore::new(DEEP_RESTORES_IN_FLIGHT)
@@ -45,7 +65,21 @@ pub(super) async fn restore(
         relative_path: repository.path.to_string(),
         ..Job::default()
     };
-    let scratch = std::env::temp_dir();
+    let prepared = ctx
+        .run_to_end(prepare_scratch)
+        .await
+        .unwrap_or_else(|error| Err(error.to_string()));
+    let scratch = match prepared {
+        Ok(scratch) => scratch,
+        Err(detail) => {
+            return vec![Problem {
+                kind: ProblemKind::DeepRestore,
+                file: None,
+                step: None,
+                detail,
+            }]
+        }
+    };
     let restored = match trial_restore(ctx, &job, manifest, &scratch).await {
         Ok(refs) => refs,
         Err(reason) => {
