@@ -10,6 +10,7 @@ mod help;
 pub mod list;
 pub mod output;
 pub mod prune;
+mod session;
 mod table;
 
 use std::ffi::OsString;
@@ -29,7 +30,7 @@ use crate::job::scheduler::{JobSource, RunReport};
 use crate::job::source::JobReader;
 use crate::job::Job;
 use crate::layout::BackupId;
-use output::JsonLog;
+use output::Log;
 
 pub use args::{CommonArgs, CreateArgs, RestoreArgs, UploadArgs};
 
@@ -60,6 +61,25 @@ impl Invocation {
 
     pub fn is_gitaly_mode(&self) -> bool {
         matches!(self, Self::Gitaly(_))
+    }
+
+    /// The diagnostics filter (`GITBAK_LOG`'s default): none in gitaly mode,
+    /// whose stderr stays empty as gitaly-backup's does (spec §6.2); else
+    /// errors, or more with `-v` / `-vv`.
+    pub fn diagnostics(&self) -> &'static str {
+        let verbose = match self {
+            Self::Gitaly(_) => return "off",
+            Self::Gitbak(cli) => match &cli.command {
+                Command::Create(args) => args.common.output.verbose,
+                Command::Restore(args) => args.common.output.verbose,
+                _ => 0,
+            },
+        };
+        match verbose {
+            0 => "error",
+            1 => "warn,gitbak=info",
+            _ => "info,gitbak=debug",
+        }
     }
 }
 
@@ -128,14 +148,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                     existing_id_fails: false,
                 }),
             };
-            create(
-                setup,
-                options,
-                args.discover,
-                Arc::new(JsonLog::stdout()),
-                cancel,
-            )
-            .await
+            session::create(&args.common.output, setup, options, args.discover, cancel).await
         }
         Command::Restore(args) => {
             let run = args.common.run_options()?;
@@ -148,7 +161,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                 remove_all_repositories: Vec::new(),
                 remove_when_no_backup: false,
             };
-            restore(setup, options, Arc::new(JsonLog::stdout()), cancel).await
+            session::restore(&args.common.output, setup, options, cancel).await
         }
         Command::List(args) => list::run(args, cancel).await,
         Command::Prune(args) => prune::run(args, cancel).await,
@@ -168,7 +181,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
 /// stdout (Rails copies stdout; stderr stays empty). The exit code.
 pub fn report_error(gitaly_mode: bool, error: &anyhow::Error) -> i32 {
     if gitaly_mode {
-        JsonLog::gitaly_stdout().line("error", &format!("{error:#}"), Default::default());
+        Log::gitaly_stdout().line("error", &format!("{error:#}"), Default::default());
         crate::exit::code_for_gitaly_error(error)
     } else {
         eprintln!("gitbak: {error:#}");
@@ -176,21 +189,16 @@ pub fn report_error(gitaly_mode: bool, error: &anyhow::Error) -> i32 {
     }
 }
 
-/// `create`, whichever front end asked for it.
+/// gitaly mode's `create`, with gitaly-backup's log lines.
 async fn create(
     setup: cmd::Setup,
     options: CreateOptions,
     discover: bool,
-    log: Arc<JsonLog>,
+    log: Arc<Log>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
-    let report = if discover {
-        let jobs = discovered_jobs(&ctx)?;
-        cmd::create::run(&ctx, options, jobs.into_iter()).await
-    } else {
-        cmd::create::run(&ctx, options, stdin_jobs()).await
-    };
+    let report = run_create(&ctx, options, discover).await?;
     if let Err(error) = &report.marker {
         log.line(
             "error",
@@ -202,11 +210,25 @@ async fn create(
     Ok(status_of(&report.run, report.marker.is_err()))
 }
 
-/// `restore`, whichever front end asked for it.
+/// A create over stdin's jobs, or `--discover`'s.
+async fn run_create(
+    ctx: &cmd::Context,
+    options: CreateOptions,
+    discover: bool,
+) -> anyhow::Result<cmd::create::CreateReport> {
+    Ok(if discover {
+        let jobs = discovered_jobs(ctx)?;
+        cmd::create::run(ctx, options, jobs.into_iter()).await
+    } else {
+        cmd::create::run(ctx, options, stdin_jobs()).await
+    })
+}
+
+/// gitaly mode's `restore`, with gitaly-backup's log lines.
 async fn restore(
     setup: cmd::Setup,
     options: RestoreOptions,
-    log: Arc<JsonLog>,
+    log: Arc<Log>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
