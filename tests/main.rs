@@ -10,7 +10,8 @@
 //! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
 //! them, and gitbak backups read by gitaly-backup's algorithm), `history`
 //! (ten incremental backups of a changing repository), `list` and `prune`
-//! (what a location holds, and retention), `requirements` (the git version
+//! (what a location holds, and retention), `output` (progress in a
+//! pseudo-terminal, log formats, the summary, interrupting), `requirements` (the git version
 //! gitbak needs), `generated` (completions, man pages and `--help`
 //! examples), `readme` (the README's quick start and options table), and
 //! `regression` (compatibility with backups gitaly-backup
@@ -28,6 +29,7 @@ mod gitaly_mode;
 mod history;
 mod intake;
 mod list;
+mod output;
 mod prune;
 mod readme;
 mod refs;
