@@ -840,6 +840,83 @@ mod tests {
         assert!(report.interrupted);
     }
 
+    /// Progress that notes each job's events, in order, and what was read.
+    #[derive(Default)]
+    struct Recorded {
+        events: Mutex<Vec<(String, &'static str)>>,
+        read: Mutex<Vec<(usize, bool)>>,
+    }
+
+    impl Progress for Recorded {
+        fn job_event(&self, _: CommandName, job: &Job, event: Event<'_>) {
+            let name = match event {
+                Event::Started => "started",
+                Event::Completed { .. } => "completed",
+                Event::Skipped { .. } => "skipped",
+                Event::Failed { .. } => "failed",
+                Event::Warning { .. } => "warning",
+                Event::Interrupted => "interrupted",
+            };
+            self.events
+                .lock()
+                .unwrap()
+                .push((job.relative_path.clone(), name));
+        }
+
+        fn jobs_read(&self, count: usize, complete: bool) {
+            self.read.lock().unwrap().push((count, complete));
+        }
+    }
+
+    #[tokio::test]
+    async fn every_started_job_gets_a_closing_event_and_none_starts_after_a_cancellation() {
+        // Two jobs run: one fails because its git was killed, one is still
+        // running when the grace period ends. Both get a closing event,
+        // the eight queued behind them none, and the total read is known.
+        let cancel = CancellationToken::new();
+        let both_started = Arc::new(tokio::sync::Barrier::new(2));
+        let (work_cancel, work_started) = (cancel.clone(), both_started.clone());
+        let work: Work = Arc::new(move |job: Job, _slots: Slots| {
+            let (cancel, both_started) = (work_cancel.clone(), work_started.clone());
+            Box::pin(async move {
+                both_started.wait().await;
+                if job.relative_path == "0.git" {
+                    cancel.cancel();
+                    return Outcome::Failed("git was killed".into());
+                }
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                Outcome::Completed
+            })
+        });
+        let progress = Arc::new(Recorded::default());
+        let report = run_with(
+            jobs(&[("a", 10)]).into_iter(),
+            settings(2, 100, Duration::from_millis(100)),
+            CommandName::Create,
+            progress.clone(),
+            cancel,
+            work,
+        )
+        .await;
+        let mut events = progress.events.lock().unwrap().clone();
+        events.sort();
+        assert_eq!(
+            events,
+            [
+                ("0.git".to_owned(), "interrupted"),
+                ("0.git".to_owned(), "started"),
+                ("1.git".to_owned(), "interrupted"),
+                ("1.git".to_owned(), "started"),
+            ]
+        );
+        assert_eq!(report.counts.interrupted, 2);
+        assert_eq!(report.counts.finished(), 2);
+        assert_eq!(
+            progress.read.lock().unwrap().last(),
+            Some(&(report.jobs_read, true))
+        );
+    }
+
     #[tokio::test]
     async fn jobs_still_running_after_the_grace_period_are_dropped() {
         let cancel = CancellationToken::new();
