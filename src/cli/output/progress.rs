@@ -145,6 +145,32 @@ impl Console {
     }
 }
 
+/// A spinner on stderr for slow work that reports no events (list and
+/// prune reading a location's catalogue), shown only when stderr is a
+/// terminal; cleared when dropped, before the output.
+pub struct Spinner(Option<ProgressBar>);
+
+impl Spinner {
+    pub fn start(message: String) -> Self {
+        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            return Self(None);
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(style("{spinner} {wide_msg} {elapsed}"));
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        Self(Some(bar))
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 fn style(template: &str) -> ProgressStyle {
     // The templates are constants, checked by the unit tests.
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
