@@ -35,10 +35,13 @@ struct Output {
     ticker: Option<tokio_util::sync::DropGuard>,
     begin: Instant,
     allow_empty: bool,
+    /// Jobs come from `--discover`, not stdin: an empty list means no
+    /// repository was found.
+    discover: bool,
 }
 
 impl Output {
-    fn new(args: &OutputArgs, command: CommandName) -> Self {
+    fn new(args: &OutputArgs, command: CommandName, discover: bool) -> Self {
         let stdout_tty = std::io::stdout().is_terminal();
         let format = match args.log_format {
             Some(LogFormatArg::Json) => LogFormat::Json,
@@ -61,6 +64,7 @@ impl Output {
             ticker,
             begin: Instant::now(),
             allow_empty: args.allow_empty,
+            discover,
         }
     }
 
@@ -84,6 +88,9 @@ impl Output {
         let empty = report.jobs_read == 0 && report.input_error.is_none() && !report.interrupted;
         if empty && !self.allow_empty {
             let message = match command {
+                CommandName::Create if self.discover => "create: --discover found no repository \
+                    in the configured storages; check --storage or the Gitaly config, or pass \
+                    --allow-empty if that is expected",
                 CommandName::Create => "create: the job list was empty, nothing was backed up; \
                     pass --allow-empty if that is expected, or --discover to back up every repository",
                 CommandName::Restore => "restore: the job list was empty, nothing was restored; \
@@ -124,7 +131,7 @@ pub async fn create(
     if !discover {
         check_stdin(CommandName::Create)?;
     }
-    let output = Output::new(args, CommandName::Create);
+    let output = Output::new(args, CommandName::Create, discover);
     let ctx = cmd::Context::open(setup, output.console.clone(), cancel).await?;
     let id = options.id.clone();
     let mut fields = Map::new();
@@ -159,7 +166,7 @@ pub async fn restore(
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     check_stdin(CommandName::Restore)?;
-    let output = Output::new(args, CommandName::Restore);
+    let output = Output::new(args, CommandName::Restore, false);
     let ctx = cmd::Context::open(setup, output.console.clone(), cancel).await?;
     let report = cmd::restore::run(&ctx, options, super::stdin_jobs()).await?;
     output.log().removals(&report.removed);
