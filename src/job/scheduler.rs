@@ -244,14 +244,16 @@ async fn run_with(
                 };
                 let task = running.remove(&id);
                 let storage = task.as_ref().map(|(job, _)| job.storage_name.clone());
-                if let (Err(error), Some((job, started))) = (&finished, &task) {
-                    // Dropped after the grace period, or a panic around the
-                    // job's work: it was running, so it gets its closing line.
-                    if error.is_cancelled() && started.load(Ordering::SeqCst) {
+                let started = task
+                    .as_ref()
+                    .is_some_and(|(_, started)| started.load(Ordering::SeqCst));
+                if let (Err(error), Some((job, _))) = (&finished, &task) {
+                    // Dropped after the grace period while it ran: its
+                    // closing line (the task could not log it itself).
+                    if error.is_cancelled() && started {
                         progress.job_event(command, job, Event::Interrupted);
                     }
                 }
-                let started = task.as_ref().is_some_and(|(_, started)| started.load(Ordering::SeqCst));
                 record(&mut report, finished.map(|(_, ended)| ended), started);
                 if !stopped {
                     for ready in queues.dispatch(storage.as_deref()) {
