@@ -245,6 +245,27 @@ fn text_and_json_logs_carry_the_same_run_and_summary() {
     assert_eq!(summary["failed"], 0);
     assert!(summary["bytes"].as_u64().unwrap() > 0);
 
+    // A restore's summary: restored, and the non-existent one named.
+    let run = env
+        .gitbak(["restore", "--id", ID, "--log-format", "text"])
+        .backup_path()
+        .storages_of(&refs(&repos))
+        .jobs(&jobs)
+        .run();
+    run.assert_success();
+    assert!(
+        run.stdout.contains(": 2 restored, 1 non-existent; "),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(
+            "WARN  restore: 1 repository did not exist when backed up, nothing restored:\n - group/typo.git (storage default)\n"
+        ),
+        "{}",
+        run.stdout
+    );
+
     // -q: a successful run prints nothing.
     let run = env
         .gitbak(["create", "--id", "20240101000002", "-q"])

@@ -29,7 +29,7 @@ pub struct Completion {
     pub backup_time: Option<String>,
     /// What kind of completion it was, for the run's summary.
     pub kind: Done,
-    /// Bytes this job wrote (create) or its backup holds (restore).
+    /// Bytes this job wrote (create), or read: its backup's files (restore).
     pub bytes: u64,
 }
 

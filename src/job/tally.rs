@@ -5,7 +5,7 @@
 use super::progress::Done;
 use super::scheduler::Outcome;
 
-/// Repositories by outcome, and bytes written (create) or restored.
+/// Repositories by outcome, and bytes written (create) or read (restore).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Backed up (create) or restored (restore).

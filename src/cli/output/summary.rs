@@ -118,7 +118,8 @@ fn counts_line(command: CommandName, counts: &Counts, elapsed: Duration) -> Stri
     let bytes = indicatif::HumanBytes(counts.bytes);
     match command {
         CommandName::Create => text.push_str(&format!("; {bytes} written")),
-        CommandName::Restore => text.push_str(&format!("; {bytes} restored")),
+        // A restore's bytes are those of the backup files it read.
+        CommandName::Restore => text.push_str(&format!("; {bytes} read")),
     }
     text
 }
@@ -163,7 +164,7 @@ mod tests {
         );
         assert_eq!(
             counts_line(CommandName::Restore, &Counts::default(), Duration::ZERO),
-            "0 repositories in 0:00; 0 B restored"
+            "0 repositories in 0:00; 0 B read"
         );
     }
 }
