@@ -186,6 +186,7 @@ pub fn log_every(console: Arc<Console>, every: Duration) -> tokio_util::sync::Dr
         ticks.tick().await;
         loop {
             tokio::select! {
+                biased;
                 () = stop.cancelled() => return,
                 _ = ticks.tick() => console.log_progress(),
             }

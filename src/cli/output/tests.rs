@@ -179,3 +179,49 @@ fn completed_lines_name_the_backup_in_gitbak_style_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn without_a_display_progress_is_logged_every_so_often_until_stopped() {
+    use super::progress::{log_every, Console};
+    use std::time::Duration;
+    let buffer = Buffer::default();
+    let log = Arc::new(Log::for_test(Box::new(buffer.clone()), 1, false));
+    let console = Arc::new(Console::new(log, CommandName::Create, None));
+    let job = Job {
+        storage_name: "default".into(),
+        relative_path: "a.git".into(),
+        ..Job::default()
+    };
+    console.jobs_read(3, true);
+    console.job_event(CommandName::Create, &job, Event::Started);
+    let progress_lines = || {
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|line| line.contains("create: progress: "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let guard = log_every(console.clone(), Duration::from_millis(20));
+    let begin = std::time::Instant::now();
+    while progress_lines().len() < 2 {
+        assert!(
+            begin.elapsed() < Duration::from_secs(20),
+            "no progress lines"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let line = &progress_lines()[0];
+    assert!(
+        line.contains("0/3 repositories") && line.contains("running: a.git"),
+        "{line}"
+    );
+    drop(guard);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after_stop = progress_lines().len();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        progress_lines().len(),
+        after_stop,
+        "logged after it was stopped"
+    );
+}
