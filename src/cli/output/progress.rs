@@ -171,6 +171,14 @@ impl Drop for Spinner {
     }
 }
 
+/// A run that ends early (an error before or after its jobs) leaves no
+/// display behind on the terminal.
+impl Drop for Console {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
 fn style(template: &str) -> ProgressStyle {
     // The templates are constants, checked by the unit tests.
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_spinner())
