@@ -93,7 +93,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__create)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --discover --incremental --max-chain --part-size --upload-concurrency --immutable --help"
+            opts="-q -v -h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --log-format --quiet --verbose --no-progress --allow-empty --id --discover --incremental --max-chain --part-size --upload-concurrency --immutable --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -125,6 +125,10 @@ _gitbak() {
                     ;;
                 --retries)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -355,7 +359,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__restore)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --at --all --help"
+            opts="-q -v -h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --log-format --quiet --verbose --no-progress --allow-empty --id --at --all --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -387,6 +391,10 @@ _gitbak() {
                     ;;
                 --retries)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 --id)

@@ -40,11 +40,17 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l storage -d 'Sto
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l git -d 'The git binary to run (2.45 or newer)' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l log-format -d 'Log lines on stdout as text (for a person) or JSON (for log pipelines). Default: text on a terminal, json otherwise' -r -f -a "text\t''
+json\t''"
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l id -d 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l max-chain -d 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s q -l quiet -d 'Only warnings and errors (and the summary of a run that failed)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s v -l verbose -d 'Diagnostics on stderr too (-vv: more); hides the progress display'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l no-progress -d 'No progress display on a terminal, no progress lines elsewhere'
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l allow-empty -d 'An empty job list is a success (exit 0) instead of an error (exit 2)'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l discover -d 'Back up every repository of every configured storage instead of reading stdin'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l incremental -d 'Continue each repository\'s latest backup: only what changed since is written, and nothing for an unchanged repository'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l immutable -d 'Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite or delete anything, skip +latest.toml, send request checksums'
@@ -56,9 +62,15 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l storage -d 'St
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l gitaly-config -d 'Gitaly\'s config.toml, for [[storage]] and [backup]. Default: /var/opt/gitlab/gitaly/config.toml if present' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l git -d 'The git binary to run (2.45 or newer)' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l log-format -d 'Log lines on stdout as text (for a person) or JSON (for log pipelines). Default: text on a terminal, json otherwise' -r -f -a "text\t''
+json\t''"
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l id -d 'Backup id to restore. Default: the latest backup of each repository' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l at -d 'Restore each repository\'s newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s q -l quiet -d 'Only warnings and errors (and the summary of a run that failed)'
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s v -l verbose -d 'Diagnostics on stderr too (-vv: more); hides the progress display'
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l no-progress -d 'No progress display on a terminal, no progress lines elsewhere'
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l allow-empty -d 'An empty job list is a success (exit 0) instead of an error (exit 2)'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l all -d 'Restore every repository the location has a backup of (with --id: a backup under that id; with --at: one taken by then) instead of reading stdin. Storages not configured here are skipped'
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -s h -l help -d 'Print help'
 complete -c gitbak -n "__fish_gitbak_using_subcommand list" -l path -d 'Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly\'s [backup] go_cloud_url' -r

@@ -15,11 +15,9 @@ fn main() {
     tune_allocator();
     let invocation = gitbak::cli::Invocation::from_args(std::env::args_os().collect());
     let gitaly_mode = invocation.is_gitaly_mode();
-    // gitaly mode's stderr stays empty, as gitaly-backup's does (spec §6.2),
-    // unless GITBAK_LOG asks for diagnostics.
-    let default_filter = if gitaly_mode { "off" } else { "error" };
+    // GITBAK_LOG wins over the default (`-v`, or none in gitaly mode).
     let filter = tracing_subscriber::EnvFilter::try_from_env("GITBAK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(invocation.diagnostics()));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::cmd::{RunOptions, Setup};
 use crate::exit::UsageError;
@@ -16,11 +16,12 @@ use crate::job::scheduler::Limits;
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly's [backup] go_cloud_url.
-    #[arg(long, value_name = "LOCATION")]
+    #[arg(long, env = "GITBAK_PATH", value_name = "LOCATION")]
     pub path: Option<String>,
     /// Maximum repositories processed at once (0: number of CPUs).
     #[arg(
         long,
+        env = "GITBAK_PARALLEL",
         default_value_t = 0,
         allow_negative_numbers = true,
         value_name = "N"
@@ -29,6 +30,7 @@ pub struct CommonArgs {
     /// Maximum repositories processed at once per storage (0: 2).
     #[arg(
         long,
+        env = "GITBAK_PARALLEL_STORAGE",
         default_value_t = 0,
         allow_negative_numbers = true,
         value_name = "N"
@@ -55,6 +57,36 @@ pub struct CommonArgs {
     /// Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up.
     #[arg(long, env = "GITBAK_RETRIES", default_value_t = 5, value_name = "N")]
     pub retries: u32,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// How a run reports: the log's format and detail, the progress display,
+/// and whether an empty job list is a mistake.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Log lines on stdout as text (for a person) or JSON (for log pipelines). Default: text on a terminal, json otherwise.
+    #[arg(long, env = "GITBAK_LOG_FORMAT", value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+    /// Only warnings and errors (and the summary of a run that failed).
+    #[arg(short, long, env = "GITBAK_QUIET", value_parser = clap::builder::BoolishValueParser::new(), conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Diagnostics on stderr too (-vv: more); hides the progress display.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// No progress display on a terminal, no progress lines elsewhere.
+    #[arg(long, env = "GITBAK_NO_PROGRESS", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_progress: bool,
+    /// An empty job list is a success (exit 0) instead of an error (exit 2).
+    #[arg(long, env = "GITBAK_ALLOW_EMPTY", value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_empty: bool,
+}
+
+/// `--log-format`'s values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
 }
 
 /// How `create` writes to object storage; restore reads and ignores them.
@@ -80,10 +112,10 @@ pub struct CreateArgs {
     #[arg(long)]
     pub id: Option<String>,
     /// Back up every repository of every configured storage instead of reading stdin.
-    #[arg(long)]
+    #[arg(long, env = "GITBAK_DISCOVER", value_parser = clap::builder::BoolishValueParser::new())]
     pub discover: bool,
     /// Continue each repository's latest backup: only what changed since is written, and nothing for an unchanged repository.
-    #[arg(long)]
+    #[arg(long, env = "GITBAK_INCREMENTAL", value_parser = clap::builder::BoolishValueParser::new())]
     pub incremental: bool,
     /// With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup).
     #[arg(long, env = "GITBAK_MAX_CHAIN", default_value_t = 14, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]

@@ -25,7 +25,7 @@ pub const EXAMPLES: &str = "Examples:
 #[derive(Debug, Args)]
 pub struct LocationArgs {
     /// Backup location: a directory, file:///DIR, s3://BUCKET, azblob://CONTAINER or gs://BUCKET. Default: Gitaly's [backup] go_cloud_url.
-    #[arg(long, value_name = "LOCATION")]
+    #[arg(long, env = "GITBAK_PATH", value_name = "LOCATION")]
     pub path: Option<String>,
     /// Gitaly's config.toml, for [backup] go_cloud_url. Default: /var/opt/gitlab/gitaly/config.toml if present.
     #[arg(long, env = "GITBAK_GITALY_CONFIG", value_name = "FILE")]
@@ -103,7 +103,11 @@ pub async fn run(args: ListArgs, cancel: CancellationToken) -> anyhow::Result<St
     let options = ListOptions {
         repository: args.repository,
     };
-    let report = match cmd::list::run(&ctx, options).await {
+    let spinner =
+        super::output::progress::Spinner::start(format!("reading the backups of {}", ctx.location));
+    let report = cmd::list::run(&ctx, options).await;
+    drop(spinner);
+    let report = match report {
         Err(cmd::list::ListError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,
     };

@@ -10,6 +10,7 @@ mod help;
 pub mod list;
 pub mod output;
 pub mod prune;
+mod session;
 mod table;
 pub mod verify;
 
@@ -31,7 +32,7 @@ use crate::job::scheduler::{JobSource, RunReport};
 use crate::job::source::JobReader;
 use crate::job::Job;
 use crate::layout::BackupId;
-use output::JsonLog;
+use output::Log;
 
 pub use args::{CommonArgs, CreateArgs, RestoreArgs, UploadArgs};
 
@@ -62,6 +63,25 @@ impl Invocation {
 
     pub fn is_gitaly_mode(&self) -> bool {
         matches!(self, Self::Gitaly(_))
+    }
+
+    /// The diagnostics filter (`GITBAK_LOG`'s default): none in gitaly mode,
+    /// whose stderr stays empty as gitaly-backup's does (spec §6.2); else
+    /// errors, or more with `-v` / `-vv`.
+    pub fn diagnostics(&self) -> &'static str {
+        let verbose = match self {
+            Self::Gitaly(_) => return "off",
+            Self::Gitbak(cli) => match &cli.command {
+                Command::Create(args) => args.common.output.verbose,
+                Command::Restore(args) => args.common.output.verbose,
+                _ => 0,
+            },
+        };
+        match verbose {
+            0 => "error",
+            1 => "warn,gitbak=info",
+            _ => "info,gitbak=debug",
+        }
     }
 }
 
@@ -133,14 +153,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                     existing_id_fails: false,
                 }),
             };
-            create(
-                setup,
-                options,
-                args.discover,
-                Arc::new(JsonLog::stdout()),
-                cancel,
-            )
-            .await
+            session::create(&args.common.output, setup, options, args.discover, cancel).await
         }
         Command::Restore(args) => {
             let run = args.common.run_options()?;
@@ -153,14 +166,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                 remove_all_repositories: Vec::new(),
                 remove_when_no_backup: false,
             };
-            restore(
-                setup,
-                options,
-                args.all,
-                Arc::new(JsonLog::stdout()),
-                cancel,
-            )
-            .await
+            session::restore(&args.common.output, setup, options, args.all, cancel).await
         }
         Command::List(args) => list::run(args, cancel).await,
         Command::Prune(args) => prune::run(args, cancel).await,
@@ -181,7 +187,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
 /// stdout (Rails copies stdout; stderr stays empty). The exit code.
 pub fn report_error(gitaly_mode: bool, error: &anyhow::Error) -> i32 {
     if gitaly_mode {
-        JsonLog::gitaly_stdout().line("error", &format!("{error:#}"), Default::default());
+        Log::gitaly_stdout().line("error", &format!("{error:#}"), Default::default());
         crate::exit::code_for_gitaly_error(error)
     } else {
         eprintln!("gitbak: {error:#}");
@@ -189,23 +195,16 @@ pub fn report_error(gitaly_mode: bool, error: &anyhow::Error) -> i32 {
     }
 }
 
-/// `create`, whichever front end asked for it.
+/// gitaly mode's `create`, with gitaly-backup's log lines.
 async fn create(
     setup: cmd::Setup,
     options: CreateOptions,
     discover: bool,
-    log: Arc<JsonLog>,
+    log: Arc<Log>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
-    let report = if discover {
-        let jobs = discovered_jobs(&ctx)?;
-        let jobs = preflight(&ctx, Intent::Create, jobs.into_iter()).await?;
-        cmd::create::run(&ctx, options, jobs).await
-    } else {
-        let jobs = preflight(&ctx, Intent::Create, stdin_jobs()).await?;
-        cmd::create::run(&ctx, options, jobs).await
-    };
+    let report = run_create(&ctx, options, discover).await?;
     if let Err(error) = &report.marker {
         log.line(
             "error",
@@ -217,39 +216,67 @@ async fn create(
     Ok(status_of(&report.run, report.marker.is_err()))
 }
 
-/// `restore`, whichever front end asked for it.
+/// A create over stdin's jobs, or `--discover`'s.
+async fn run_create(
+    ctx: &cmd::Context,
+    options: CreateOptions,
+    discover: bool,
+) -> anyhow::Result<cmd::create::CreateReport> {
+    Ok(if discover {
+        let jobs = discovered_jobs(ctx)?;
+        let jobs = preflight(ctx, Intent::Create, jobs.into_iter()).await?;
+        cmd::create::run(ctx, options, jobs).await
+    } else {
+        let jobs = preflight(ctx, Intent::Create, stdin_jobs()).await?;
+        cmd::create::run(ctx, options, jobs).await
+    })
+}
+
+/// gitaly mode's `restore`, with gitaly-backup's log lines.
 async fn restore(
     setup: cmd::Setup,
     options: RestoreOptions,
-    all: bool,
-    log: Arc<JsonLog>,
+    log: Arc<Log>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
+    let Some(report) = run_restore(&ctx, options, false, &log).await? else {
+        return Ok(Status::Interrupted);
+    };
+    log.removals(&report.removed);
+    log.summary(CommandName::Restore, &report.run);
+    Ok(status_of(&report.run, false))
+}
+
+/// A restore over stdin's jobs, or `--all`'s, after the start-up checks;
+/// `None` when interrupted before a job could start.
+async fn run_restore(
+    ctx: &cmd::Context,
+    options: RestoreOptions,
+    all: bool,
+    log: &Log,
+) -> anyhow::Result<Option<cmd::restore::RestoreReport>> {
     // gitaly-backup fails each repository of an unknown -id (spec §4.6).
     let id = options
         .id
         .as_ref()
         .filter(|_| !options.remove_when_no_backup);
-    let report = if all {
+    Ok(Some(if all {
         if ctx.roots.is_empty() {
             return Err(UsageError(
                 "--all needs storages: pass --storage NAME=DIR or --gitaly-config FILE".into(),
             )
             .into());
         }
-        preflight(&ctx, Intent::Restore { id: None }, Vec::new().into_iter()).await?;
-        let Some(jobs) = restore_all_jobs(&ctx, &options, &log).await? else {
-            return Ok(Status::Interrupted);
+        preflight(ctx, Intent::Restore { id: None }, Vec::new().into_iter()).await?;
+        let Some(jobs) = restore_all_jobs(ctx, &options, log).await? else {
+            return Ok(None);
         };
-        cmd::restore::run(&ctx, options, jobs.into_iter()).await?
+        cmd::restore::run(ctx, options, jobs.into_iter()).await?
     } else {
-        let jobs = preflight(&ctx, Intent::Restore { id }, stdin_jobs()).await?;
-        cmd::restore::run(&ctx, options, jobs).await?
-    };
-    log.removals(&report.removed);
-    log.summary(CommandName::Restore, &report.run);
-    Ok(status_of(&report.run, false))
+        let jobs = preflight(ctx, Intent::Restore { id }, stdin_jobs()).await?;
+        cmd::restore::run(ctx, options, jobs).await?
+    }))
 }
 
 /// Jobs from stdin: read through an 8 KiB buffer, at most 64 KiB of one
@@ -275,7 +302,7 @@ async fn preflight<S: JobSource>(
 async fn restore_all_jobs(
     ctx: &cmd::Context,
     options: &RestoreOptions,
-    log: &JsonLog,
+    log: &Log,
 ) -> anyhow::Result<Option<Vec<Job>>> {
     let Some(all) = cmd::restore::all::jobs(ctx, options.id.as_ref(), options.at).await? else {
         return Ok(None);

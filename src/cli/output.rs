@@ -1,10 +1,17 @@
 //! What gitbak prints: gitaly-backup's JSON log lines on stdout (spec §6.2)
-//! and the final failure summary (§6.3). Does no work.
+//! or, for a person at a terminal, text lines (`text`); a progress display
+//! on stderr (`progress`); and the run's summary (`summary`; gitaly-backup's
+//! failure summary, §6.3, here). All of them consumers of the run's events;
+//! none does any work.
 //!
-//! Two styles: gitbak's own, which adds a skipped job's `reason`, and gitaly
-//! mode's, byte for byte what gitaly-backup prints (Go's HTML-safe escaping,
-//! no extra fields, a summary ending in a newline), because Rails and log
-//! pipelines parse it.
+//! Two styles of JSON: gitbak's own, which adds a skipped job's `reason`,
+//! and gitaly mode's, byte for byte what gitaly-backup prints (Go's
+//! HTML-safe escaping, no extra fields, a summary ending in a newline),
+//! because Rails and log pipelines parse it.
+
+pub mod progress;
+pub mod summary;
+mod text;
 
 use std::io::Write;
 use std::sync::Mutex;
@@ -22,21 +29,44 @@ use crate::layout::civil_from_unix;
 /// `ECHO_LIMIT` first, this catches what quotes them in another form.
 const MESSAGE_LIMIT: usize = 8 * ECHO_LIMIT;
 
-/// Writes one JSON object per line, keys in alphabetical order, as logrus'
-/// JSON formatter does.
-pub struct JsonLog {
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line, keys in alphabetical order, as logrus'
+    /// JSON formatter writes them: for log pipelines (and Rails).
+    Json,
+    /// Time, level, repository, message: for a person (`text`).
+    Text,
+}
+
+/// Writes the log on stdout, one line per event.
+pub struct Log {
     out: Mutex<Box<dyn Write + Send>>,
     pid: u32,
     /// gitaly-backup's exact lines (gitaly mode) rather than gitbak's.
     gitaly: bool,
+    format: LogFormat,
+    /// `--quiet`: only warnings and errors.
+    quiet: bool,
+    /// The progress display on the same terminal: lines are written while
+    /// it is cleared, so they never land in the middle of a bar.
+    display: Option<indicatif::MultiProgress>,
 }
 
-impl JsonLog {
-    pub fn stdout() -> Self {
+impl Log {
+    /// gitbak's own log on stdout.
+    pub fn stdout(
+        format: LogFormat,
+        quiet: bool,
+        display: Option<indicatif::MultiProgress>,
+    ) -> Self {
         Self {
             out: Mutex::new(Box::new(std::io::stdout())),
             pid: std::process::id(),
             gitaly: false,
+            format,
+            quiet,
+            display,
         }
     }
 
@@ -44,28 +74,56 @@ impl JsonLog {
     pub fn gitaly_stdout() -> Self {
         Self {
             gitaly: true,
-            ..Self::stdout()
+            ..Self::stdout(LogFormat::Json, false, None)
+        }
+    }
+
+    #[cfg(test)]
+    fn for_test(out: Box<dyn Write + Send>, pid: u32, gitaly: bool) -> Self {
+        Self {
+            out: Mutex::new(out),
+            pid,
+            gitaly,
+            format: LogFormat::Json,
+            quiet: false,
+            display: None,
         }
     }
 
     pub fn line(&self, level: &str, msg: &str, fields: Map<String, Value>) {
-        let mut entry = fields;
-        entry.insert("level".into(), level.into());
-        entry.insert("msg".into(), msg.into());
-        entry.insert("pid".into(), self.pid.into());
-        entry.insert("time".into(), timestamp().into());
-        let mut text = Value::Object(entry).to_string();
-        if self.gitaly {
-            text = go_html_escape(&text);
+        if self.quiet && level == "info" {
+            return;
         }
+        let mut text = match self.format {
+            LogFormat::Text => text::line(&timestamp(), level, msg, &fields),
+            LogFormat::Json => {
+                let mut entry = fields;
+                entry.insert("level".into(), level.into());
+                entry.insert("msg".into(), msg.into());
+                entry.insert("pid".into(), self.pid.into());
+                entry.insert("time".into(), timestamp().into());
+                let text = Value::Object(entry).to_string();
+                if self.gitaly {
+                    go_html_escape(&text)
+                } else {
+                    text
+                }
+            }
+        };
         text.push('\n');
-        let mut out = self
-            .out
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        // Nowhere to report a failed log write; a closed stdout must not fail the backup.
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
+        let write = || {
+            let mut out = self
+                .out
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            // Nowhere to report a failed log write; a closed stdout must not fail the backup.
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        };
+        match &self.display {
+            Some(display) => display.suspend(write),
+            None => write(),
+        }
     }
 
     /// What a restore removed at its end, counted, each repository named
@@ -95,8 +153,9 @@ impl JsonLog {
         self.line("info", &msg, Map::new());
     }
 
-    /// gitaly's closing error line listing every failed repository, or the
-    /// input error that stopped the run.
+    /// gitaly mode's closing lines: the input error that stopped the run,
+    /// and the line listing every failed repository. gitbak's own summary
+    /// is `summary::print`.
     pub fn summary(&self, command: CommandName, report: &RunReport) {
         if let Some(error) = &report.input_error {
             self.line(
@@ -115,6 +174,12 @@ impl JsonLog {
                 Map::new(),
             );
         }
+        self.failures(command, report);
+    }
+
+    /// The error line listing every failed repository, gitaly's `pipeline:`
+    /// line (both styles).
+    pub fn failures(&self, command: CommandName, report: &RunReport) {
         if report.failures.is_empty() {
             return;
         }
@@ -139,13 +204,13 @@ impl JsonLog {
 }
 
 /// An input value as a log line shows it: at most `ECHO_LIMIT` bytes.
-fn echo(value: &str) -> String {
+pub(crate) fn echo(value: &str) -> String {
     bounded(value, ECHO_LIMIT).into_owned()
 }
 
 /// A message about `job` as a log line shows it: the job's values it
 /// quotes cut to `ECHO_LIMIT`, the whole to `MESSAGE_LIMIT`.
-fn message(job: &Job, text: &str) -> String {
+pub(crate) fn message(job: &Job, text: &str) -> String {
     let mut text = text.to_owned();
     for value in [&job.relative_path, &job.gl_project_path, &job.storage_name] {
         if value.len() <= ECHO_LIMIT {
@@ -172,7 +237,7 @@ fn job_fields(command: CommandName, job: &Job) -> Map<String, Value> {
     fields
 }
 
-impl Progress for JsonLog {
+impl Progress for Log {
     fn job_event(&self, command: CommandName, job: &Job, event: Event<'_>) {
         let mut fields = job_fields(command, job);
         let name = command.as_str();
@@ -204,6 +269,9 @@ impl Progress for JsonLog {
                 self.line("error", &format!("{name} failed"), fields);
             }
             Event::Warning { message: text } => self.line("warning", &message(job, text), fields),
+            // gitaly-backup logs nothing for a job it stops (spec §6.2).
+            Event::Interrupted if self.gitaly => {}
+            Event::Interrupted => self.line("warning", &format!("{name} interrupted"), fields),
         }
     }
 

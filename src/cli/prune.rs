@@ -103,7 +103,13 @@ pub async fn run(args: PruneArgs, cancel: CancellationToken) -> anyhow::Result<S
         dry_run: args.dry_run,
         location: args.location.path.clone(),
     };
-    let report = match crate::cmd::prune::run(&ctx, options).await {
+    let spinner = super::output::progress::Spinner::start(format!(
+        "reading the backups of {} and pruning",
+        ctx.location
+    ));
+    let report = crate::cmd::prune::run(&ctx, options).await;
+    drop(spinner);
+    let report = match report {
         Err(PruneError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,
     };

@@ -40,6 +40,8 @@ pub struct Context {
     pub now: fn() -> i64,
     /// Write-once storage: nothing is ever overwritten (no `+latest.toml`).
     pub immutable: bool,
+    /// The backup location as logs may show it: credentials never appear.
+    pub location: String,
 }
 
 /// Options shared by create and restore.
@@ -209,6 +211,7 @@ impl Context {
             unstoppable: TaskTracker::new(),
             now: unix_now,
             immutable: setup.immutable,
+            location: location.to_string(),
         })
     }
 }

@@ -163,6 +163,11 @@ impl Git {
     fn base_command(&self) -> Command {
         let mut command = Command::new(&self.program);
         die_with_parent(&mut command);
+        // A process group of its own: Ctrl-C at a terminal signals the whole
+        // foreground group, and a git killed by it before gitbak sees the
+        // signal would make its job fail (and the next one start) instead
+        // of ending as interrupted. gitbak kills git itself on cancel.
+        command.process_group(0);
         for name in SCRUBBED_ENV {
             command.env_remove(name);
         }

@@ -5,6 +5,7 @@
 pub mod progress;
 pub mod scheduler;
 pub mod source;
+pub mod tally;
 
 use serde_json::Value;
 

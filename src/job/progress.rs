@@ -27,6 +27,25 @@ pub struct Completion {
     pub backup_id: Option<String>,
     /// When that backup was taken, RFC 3339.
     pub backup_time: Option<String>,
+    /// What kind of completion it was, for the run's summary.
+    pub kind: Done,
+    /// Bytes this job wrote (create), or read: its backup's files (restore).
+    pub bytes: u64,
+}
+
+/// The ways a job completes, counted apart in the summary: a typo in a
+/// `relative_path` shows up as non-existent rather than as a success.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Done {
+    /// Backed up (create) or restored (restore).
+    #[default]
+    Written,
+    /// An incremental create found nothing changed: no new step.
+    Unchanged,
+    /// The repository has no refs.
+    Empty,
+    /// No repository at that path (create), or the backup says there was none (restore).
+    NonExistent,
 }
 
 #[derive(Debug)]
@@ -46,6 +65,9 @@ pub enum Event<'a> {
     Warning {
         message: &'a str,
     },
+    /// The run was interrupted (SIGINT, SIGTERM) while this job ran: its
+    /// closing line. Jobs that had not started get no event at all.
+    Interrupted,
 }
 
 pub trait Progress: Send + Sync {
@@ -55,6 +77,10 @@ pub trait Progress: Send + Sync {
     /// ignored setting); no job involved. `fields` add context (an error,
     /// a storage name) as gitaly-backup's log lines carry it.
     fn run_warning(&self, _message: &str, _fields: &[(&str, &str)]) {}
+
+    /// How many jobs were read so far; `complete` once the source has
+    /// ended (or the run stopped reading), so the total is known.
+    fn jobs_read(&self, _count: usize, _complete: bool) {}
 }
 
 /// Progress that goes nowhere, for unit tests.

@@ -17,6 +17,7 @@ use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,8 +26,9 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::progress::{CommandName, Completion, Event, Progress};
+use super::progress::{CommandName, Completion, Done, Event, Progress};
 use super::source::{self, Intake, Ticket, Window};
+use super::tally::Counts;
 use super::{InputError, Job};
 
 pub use super::source::JobSource;
@@ -64,6 +66,10 @@ pub struct Limits {
     pub parallel_storage: usize,
 }
 
+/// Repositories found non-existent that a run's report names; the count
+/// goes on beyond it (a wrong storage could make every job one).
+pub const NAMED_NON_EXISTENT: usize = 100;
+
 /// What a whole run did.
 #[derive(Debug, Default)]
 pub struct RunReport {
@@ -74,6 +80,12 @@ pub struct RunReport {
     pub failures: Vec<(Job, String)>,
     pub input_error: Option<InputError>,
     pub interrupted: bool,
+    /// Every outcome counted apart, and bytes, for the summary.
+    pub counts: Counts,
+    /// The first `NAMED_NON_EXISTENT` jobs whose repository did not exist.
+    pub non_existent: Vec<Job>,
+    /// Jobs read from the source (an empty list is a mistake to report).
+    pub jobs_read: usize,
 }
 
 pub type Work =
@@ -164,19 +176,26 @@ async fn run_with(
         parallel_storage: limits.parallel_storage.max(1),
     };
     let mut tasks: JoinSet<(Job, Option<Outcome>)> = JoinSet::new();
+    // Each task's job and whether it has started, so a task dropped after
+    // the grace period still gets its closing line.
+    let mut running: HashMap<tokio::task::Id, (Job, Arc<AtomicBool>)> = HashMap::new();
     let mut report = RunReport::default();
     let (freed_sender, mut freed) = mpsc::unbounded_channel::<String>();
-    let spawn = |tasks: &mut JoinSet<_>, (job, ticket, storage_slot): Ready| {
-        tasks.spawn(run_job(
-            job,
+    let spawn = |tasks: &mut JoinSet<_>,
+                 running: &mut HashMap<_, _>,
+                 (job, ticket, storage_slot): Ready| {
+        let started = Arc::new(AtomicBool::new(false));
+        let handle = tasks.spawn(run_job(
+            job.clone(),
             ticket,
             (storage_slot, freed_sender.clone()),
             global.clone(),
             command,
-            progress.clone(),
+            (progress.clone(), started.clone()),
             cancel.clone(),
             work.clone(),
         ));
+        running.insert(handle.id(), (job, started));
     };
     // The reader owns the source in a task of its own, so no select! here
     // ever drops a read half done (defect 1 of #8: a line was lost whenever
@@ -206,6 +225,9 @@ async fn run_with(
                 // Nothing more is read and queued jobs never start; the
                 // running ones finish, or are dropped after `grace`.
                 stopped = true;
+                if reading {
+                    progress.jobs_read(report.jobs_read, true);
+                }
                 reading = false;
                 intake.close();
                 queues.by_storage.clear();
@@ -215,15 +237,27 @@ async fn run_with(
                 tasks.abort_all();
                 dropped = true;
             }
-            Some(finished) = tasks.join_next(), if !tasks.is_empty() => {
-                let storage = match &finished {
-                    Ok((job, _)) => Some(job.storage_name.clone()),
-                    Err(_) => None,
+            Some(finished) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let id = match &finished {
+                    Ok((id, _)) => *id,
+                    Err(error) => error.id(),
                 };
-                record(&mut report, finished);
+                let task = running.remove(&id);
+                let storage = task.as_ref().map(|(job, _)| job.storage_name.clone());
+                let started = task
+                    .as_ref()
+                    .is_some_and(|(_, started)| started.load(Ordering::SeqCst));
+                if let (Err(error), Some((job, _))) = (&finished, &task) {
+                    // Dropped after the grace period while it ran: its
+                    // closing line (the task could not log it itself).
+                    if error.is_cancelled() && started {
+                        progress.job_event(command, job, Event::Interrupted);
+                    }
+                }
+                record(&mut report, finished.map(|(_, ended)| ended), started);
                 if !stopped {
                     for ready in queues.dispatch(storage.as_deref()) {
-                        spawn(&mut tasks, ready);
+                        spawn(&mut tasks, &mut running, ready);
                     }
                 }
             }
@@ -231,22 +265,28 @@ async fn run_with(
             Some(storage) = freed.recv() => {
                 if !stopped {
                     for ready in queues.dispatch(Some(&storage)) {
-                        spawn(&mut tasks, ready);
+                        spawn(&mut tasks, &mut running, ready);
                     }
                 }
             }
             received = intake.recv(), if reading => match received {
                 Some(Ok((job, ticket))) => {
+                    report.jobs_read += 1;
+                    progress.jobs_read(report.jobs_read, false);
                     for ready in queues.push(job, ticket) {
-                        spawn(&mut tasks, ready);
+                        spawn(&mut tasks, &mut running, ready);
                     }
                 }
-                None => reading = false,
+                None => {
+                    reading = false;
+                    progress.jobs_read(report.jobs_read, true);
+                }
                 Some(Err(error)) => {
                     // Reading stops here; every job read before the bad
                     // one still runs, as it would had it been read sooner.
                     report.input_error = Some(error);
                     reading = false;
+                    progress.jobs_read(report.jobs_read, true);
                 }
             },
         }
@@ -325,7 +365,7 @@ async fn run_job(
     (storage_slot, freed): (OwnedSemaphorePermit, mpsc::UnboundedSender<String>),
     global: Arc<Semaphore>,
     command: CommandName,
-    progress: Arc<dyn Progress>,
+    (progress, started): (Arc<dyn Progress>, Arc<AtomicBool>),
     cancel: CancellationToken,
     work: Work,
 ) -> (Job, Option<Outcome>) {
@@ -338,7 +378,9 @@ async fn run_job(
     };
     // Started (or never will): no longer ahead of the running jobs.
     drop(ticket);
-    let Some(global_slot) = global_slot else {
+    // A slot granted in the same instant as the cancellation: the job
+    // has not started, so it never will (and is never logged as started).
+    let Some(global_slot) = global_slot.filter(|_| !cancel.is_cancelled()) else {
         return (job, None);
     };
     let held = Arc::new(std::sync::Mutex::new(Some((
@@ -350,6 +392,7 @@ async fn run_job(
         storage: job.storage_name.clone(),
         freed,
     };
+    started.store(true, Ordering::SeqCst);
     progress.job_event(command, &job, Event::Started);
     // Not raced against `cancel`: a running job cleans up after itself
     // (git is killed on cancel) and ends; the scheduler drops it only when
@@ -367,7 +410,10 @@ async fn run_job(
     };
     let outcome = match outcome {
         // Most likely failed because its git was killed: interrupted.
-        Outcome::Failed(_) if cancel.is_cancelled() => return (job, None),
+        Outcome::Failed(_) if cancel.is_cancelled() => {
+            progress.job_event(command, &job, Event::Interrupted);
+            return (job, None);
+        }
         outcome => outcome,
     };
     match &outcome {
@@ -397,10 +443,24 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     }
 }
 
+/// Counts a job's end; `started`: whether it had begun its work (a job
+/// stopped while waiting for a slot is not counted at all).
 fn record(
     report: &mut RunReport,
     finished: Result<(Job, Option<Outcome>), tokio::task::JoinError>,
+    started: bool,
 ) {
+    match &finished {
+        Ok((_, Some(outcome))) => report.counts.add(outcome),
+        Ok((_, None)) => report.counts.interrupted += usize::from(started),
+        Err(error) if error.is_cancelled() => report.counts.interrupted += usize::from(started),
+        Err(_) => report.counts.failed += 1,
+    }
+    if let Ok((job, Some(Outcome::CompletedWith(completion)))) = &finished {
+        if completion.kind == Done::NonExistent && report.non_existent.len() < NAMED_NON_EXISTENT {
+            report.non_existent.push(job.clone());
+        }
+    }
     match finished {
         Ok((_, Some(Outcome::Completed | Outcome::CompletedWith(_)))) => report.completed += 1,
         Ok((_, Some(Outcome::AlreadyDone(_)))) => report.already_done += 1,
@@ -780,6 +840,83 @@ mod tests {
         assert_eq!(report.completed, 1);
         assert!(report.failures.is_empty(), "{:?}", report.failures);
         assert!(report.interrupted);
+    }
+
+    /// Progress that notes each job's events, in order, and what was read.
+    #[derive(Default)]
+    struct Recorded {
+        events: Mutex<Vec<(String, &'static str)>>,
+        read: Mutex<Vec<(usize, bool)>>,
+    }
+
+    impl Progress for Recorded {
+        fn job_event(&self, _: CommandName, job: &Job, event: Event<'_>) {
+            let name = match event {
+                Event::Started => "started",
+                Event::Completed { .. } => "completed",
+                Event::Skipped { .. } => "skipped",
+                Event::Failed { .. } => "failed",
+                Event::Warning { .. } => "warning",
+                Event::Interrupted => "interrupted",
+            };
+            self.events
+                .lock()
+                .unwrap()
+                .push((job.relative_path.clone(), name));
+        }
+
+        fn jobs_read(&self, count: usize, complete: bool) {
+            self.read.lock().unwrap().push((count, complete));
+        }
+    }
+
+    #[tokio::test]
+    async fn every_started_job_gets_a_closing_event_and_none_starts_after_a_cancellation() {
+        // Two jobs run: one fails because its git was killed, one is still
+        // running when the grace period ends. Both get a closing event,
+        // the eight queued behind them none, and the total read is known.
+        let cancel = CancellationToken::new();
+        let both_started = Arc::new(tokio::sync::Barrier::new(2));
+        let (work_cancel, work_started) = (cancel.clone(), both_started.clone());
+        let work: Work = Arc::new(move |job: Job, _slots: Slots| {
+            let (cancel, both_started) = (work_cancel.clone(), work_started.clone());
+            Box::pin(async move {
+                both_started.wait().await;
+                if job.relative_path == "0.git" {
+                    cancel.cancel();
+                    return Outcome::Failed("git was killed".into());
+                }
+                tokio::time::sleep(Duration::from_secs(600)).await;
+                Outcome::Completed
+            })
+        });
+        let progress = Arc::new(Recorded::default());
+        let report = run_with(
+            jobs(&[("a", 10)]).into_iter(),
+            settings(2, 100, Duration::from_millis(100)),
+            CommandName::Create,
+            progress.clone(),
+            cancel,
+            work,
+        )
+        .await;
+        let mut events = progress.events.lock().unwrap().clone();
+        events.sort();
+        assert_eq!(
+            events,
+            [
+                ("0.git".to_owned(), "interrupted"),
+                ("0.git".to_owned(), "started"),
+                ("1.git".to_owned(), "interrupted"),
+                ("1.git".to_owned(), "started"),
+            ]
+        );
+        assert_eq!(report.counts.interrupted, 2);
+        assert_eq!(report.counts.finished(), 2);
+        assert_eq!(
+            progress.read.lock().unwrap().last(),
+            Some(&(report.jobs_read, true))
+        );
     }
 
     #[tokio::test]

@@ -293,6 +293,53 @@ impl Gitbak<'_> {
         command::run(&mut self.command(), &self.stdin)
     }
 
+    /// Runs gitbak in a pseudo-terminal, through util-linux's `script`:
+    /// stdout and stderr go to the terminal (the run's `stdout` is what the
+    /// terminal showed, `\r\n` line ends and escape sequences included);
+    /// stdin is the builder's stdin, or the terminal with `tty_stdin`.
+    pub fn run_in_terminal(self, tty_stdin: bool) -> Run {
+        let quote = |text: &OsStr| format!("'{}'", text.to_str().unwrap().replace('\'', "'\\''"));
+        let mut line = quote(self.program.as_os_str());
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(&quote(arg));
+        }
+        if !tty_stdin {
+            let input = self.env.root().join("terminal-stdin");
+            std::fs::write(&input, &self.stdin).unwrap();
+            line.push_str(" < ");
+            line.push_str(&quote(input.as_os_str()));
+        }
+        let mut command = command::hermetic("script", &self.env.home());
+        command
+            .args(["--quiet", "--return", "--command"])
+            .arg(&line)
+            .arg("/dev/null")
+            // A terminal of a known size: the display fits its lines to it.
+            .env("COLUMNS", "120")
+            .env("LINES", "40")
+            .env("TERM", "xterm");
+        command.envs(self.vars.iter().map(|(name, value)| (name, value)));
+        command::run(&mut command, b"")
+    }
+
+    /// Starts gitbak with piped stdin, stdout and stderr, for a test that
+    /// acts while it runs (a signal); stdin is the builder's, then closed.
+    pub fn spawn(self) -> std::process::Child {
+        let mut command = self.command();
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let input = self.stdin.clone();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        child
+    }
+
     fn command(&self) -> std::process::Command {
         let mut command = command::hermetic(&self.program, &self.env.home());
         command.args(&self.args);

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 
 use super::{GitalyArgs, GitalyFlags, GitalyServers, Layout};
-use crate::cli::output::JsonLog;
+use crate::cli::output::Log;
 use crate::cli::Command;
 use crate::cmd::create::{CreateOptions, IncrementalOptions};
 use crate::cmd::restore::RestoreOptions;
@@ -22,7 +22,7 @@ use crate::layout::BackupId;
 pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::Result<Status> {
     let GitalyArgs { cli, flags } = translated;
     let servers = GitalyServers::from_env_value(std::env::var("GITALY_SERVERS").ok().as_deref())?;
-    let log = Arc::new(JsonLog::gitaly_stdout());
+    let log = Arc::new(Log::gitaly_stdout());
     let cpus = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1);
@@ -69,7 +69,7 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 // found no backup (spec §4.6).
                 remove_when_no_backup: true,
             };
-            crate::cli::restore(setup, options, false, log, cancel)
+            crate::cli::restore(setup, options, log, cancel)
                 .await
                 .context("restore")
         }

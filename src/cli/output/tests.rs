@@ -19,11 +19,7 @@ impl Write for Buffer {
 #[test]
 fn lines_match_gitaly_format() {
     let buffer = Buffer::default();
-    let log = JsonLog {
-        out: Mutex::new(Box::new(buffer.clone())),
-        pid: 4242,
-        gitaly: false,
-    };
+    let log = Log::for_test(Box::new(buffer.clone()), 4242, false);
     let job = Job {
         storage_name: "default".into(),
         relative_path: "@hashed/x.git".into(),
@@ -60,11 +56,7 @@ fn lines_match_gitaly_format() {
 #[test]
 fn gitaly_mode_writes_gitaly_backups_bytes() {
     let buffer = Buffer::default();
-    let log = JsonLog {
-        out: Mutex::new(Box::new(buffer.clone())),
-        pid: 7,
-        gitaly: true,
-    };
+    let log = Log::for_test(Box::new(buffer.clone()), 7, true);
     let job = Job {
         storage_name: "default".into(),
         relative_path: "a&b<c>.git".into(),
@@ -101,11 +93,7 @@ fn gitaly_mode_writes_gitaly_backups_bytes() {
 #[test]
 fn input_values_are_echoed_up_to_a_bound() {
     let buffer = Buffer::default();
-    let log = JsonLog {
-        out: Mutex::new(Box::new(buffer.clone())),
-        pid: 1,
-        gitaly: false,
-    };
+    let log = Log::for_test(Box::new(buffer.clone()), 1, false);
     let long_path = format!("{}.git", "ü".repeat(30_000));
     let job = Job {
         storage_name: "s".repeat(70_000),
@@ -156,15 +144,12 @@ fn completed_lines_name_the_backup_in_gitbak_style_only() {
     let details = Completion {
         backup_id: Some("20240101000000".into()),
         backup_time: Some("2024-01-01T00:00:05Z".into()),
+        ..Completion::default()
     };
     let mut lines = Vec::new();
     for gitaly in [false, true] {
         let buffer = Buffer::default();
-        let log = JsonLog {
-            out: Mutex::new(Box::new(buffer.clone())),
-            pid: 1,
-            gitaly,
-        };
+        let log = Log::for_test(Box::new(buffer.clone()), 1, gitaly);
         log.job_event(
             CommandName::Restore,
             &job,
@@ -193,4 +178,50 @@ fn completed_lines_name_the_backup_in_gitbak_style_only() {
             "{line}"
         );
     }
+}
+
+#[tokio::test]
+async fn without_a_display_progress_is_logged_every_so_often_until_stopped() {
+    use super::progress::{log_every, Console};
+    use std::time::Duration;
+    let buffer = Buffer::default();
+    let log = Arc::new(Log::for_test(Box::new(buffer.clone()), 1, false));
+    let console = Arc::new(Console::new(log, CommandName::Create, None));
+    let job = Job {
+        storage_name: "default".into(),
+        relative_path: "a.git".into(),
+        ..Job::default()
+    };
+    console.jobs_read(3, true);
+    console.job_event(CommandName::Create, &job, Event::Started);
+    let progress_lines = || {
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|line| line.contains("create: progress: "))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let guard = log_every(console.clone(), Duration::from_millis(20));
+    let begin = std::time::Instant::now();
+    while progress_lines().len() < 2 {
+        assert!(
+            begin.elapsed() < Duration::from_secs(20),
+            "no progress lines"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let line = &progress_lines()[0];
+    assert!(
+        line.contains("0/3 repositories") && line.contains("running: a.git"),
+        "{line}"
+    );
+    drop(guard);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after_stop = progress_lines().len();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        progress_lines().len(),
+        after_stop,
+        "logged after it was stopped"
+    );
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::job::progress::Completion;
+use crate::job::progress::{Completion, Done};
 use crate::job::Job;
 use crate::layout::{BackupId, RelativePath, StorageName};
 
@@ -52,10 +52,26 @@ pub(super) async fn find_backup(
     }
 }
 
-/// What the completed line tells: the backup restored and when it was taken.
+/// What the completed line tells: the backup restored and when it was
+/// taken; for the summary, what kind of repository it was and the bytes of
+/// its backup's files (as gitbak's manifests record them; 0 for
+/// gitaly-backup's, which record no sizes).
 pub(super) fn completion(found: &FoundManifest) -> Completion {
+    let manifest = &found.manifest;
+    let kind = if manifest.non_existent {
+        Done::NonExistent
+    } else if manifest.empty {
+        Done::Empty
+    } else {
+        Done::Written
+    };
     Completion {
         backup_id: found.backup_id.as_ref().map(BackupId::to_string),
         backup_time: found.backup_time().map(|time| time.to_string()),
+        kind,
+        bytes: manifest
+            .gitbak
+            .as_ref()
+            .map_or(0, |info| info.files.iter().map(|file| file.size).sum()),
     }
 }
