@@ -43,6 +43,7 @@ pub fn small_tuning() -> Tuning {
         retries: 2,
         immutable: false,
         list_page_size: 10,
+        ..Tuning::default()
     }
 }
 
