@@ -87,7 +87,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__create)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --discover --incremental --max-chain --part-size --upload-concurrency --immutable --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --discover --incremental --max-chain --part-size --upload-concurrency --upload-memory --immutable --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -134,6 +134,10 @@ _gitbak() {
                     return 0
                     ;;
                 --upload-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upload-memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

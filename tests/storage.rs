@@ -283,6 +283,7 @@ async fn memory_conforms() {
 }
 
 pub(crate) mod azure;
+pub(crate) mod budget;
 pub(crate) mod gcs;
 pub(crate) mod s3;
 pub(crate) mod s3_delete;
