@@ -211,6 +211,8 @@ async fn put_blocks(
         reservation = budget.reserve(next_size).await;
         part = read_part(&mut body, next_size, &mut hasher).await?;
         if part.is_empty() {
+            // Not held while the last parts finish.
+            drop(reservation);
             break;
         }
     }

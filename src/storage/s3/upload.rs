@@ -217,6 +217,8 @@ impl S3Storage {
                 .await
                 .map_err(StorageError::Source)?;
             if part.is_empty() {
+                // Not held while the last parts finish.
+                drop(reservation);
                 break;
             }
         }
