@@ -6,8 +6,8 @@
 # Prints absolute numbers, ratios, and PASS/FAIL per budget.
 #
 #   benches/memory.sh                   full run: 8 x 512 MiB, budgets 256 MiB (default) and
-#                                       64 MiB (~15 min on 2 CPUs; building the fixture ~3 min more)
-#   QUICK=1 benches/memory.sh           SIZE_MB=128, budget 256 MiB only (~3 min)
+#                                       64 MiB (~9 min on 2 CPUs; building the fixture ~3 min more)
+#   QUICK=1 benches/memory.sh           SIZE_MB=128, budget 256 MiB only (a few minutes)
 #   BUDGETS_MIB="256 1024" BENCH_DIR=/var/tmp/bench benches/memory.sh
 #
 # Environment:
