@@ -45,3 +45,32 @@ median() { printf '%s\n' "$@" | sort -n | awk '{a[NR] = $1} END {print a[int((NR
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
+
+# run_measured INPUT OUTPUT CMD...: runs CMD in the background, stdin from INPUT, stdout and
+# stderr to OUTPUT, and polls the VmHWM of that process alone every ~20 ms until it exits. Sets
+# measured_us (wall time) and measured_kib (peak RSS: VmHWM only grows, so the last value read is
+# the peak, up to the last 20 ms). Children (git) have their own /proc entries: not counted. Run
+# the binary itself (or through `env`, which execs it), never through a shell wrapper. A failing
+# CMD fails the script.
+run_measured() {
+	local input=$1 output=$2 pid key value rest status=0 start
+	shift 2
+	# An fd that never becomes readable: `read -t` on it sleeps without forking `sleep`, so the
+	# poller costs next to nothing while it shares the CPUs with the measured run.
+	[ -n "${measure_idle_fd:-}" ] || exec {measure_idle_fd}<> <(:)
+	measured_kib=0
+	start=$EPOCHREALTIME
+	"$@" <"$input" >"$output" 2>&1 &
+	pid=$!
+	while [ -e "/proc/$pid/status" ]; do
+		{
+			while read -r key value rest; do
+				if [ "$key" = VmHWM: ]; then measured_kib=$value; fi
+			done <"/proc/$pid/status"
+		} 2>/dev/null || true
+		read -r -t 0.02 -u "$measure_idle_fd" _ || true
+	done
+	wait "$pid" || status=$?
+	measured_us=$((${EPOCHREALTIME/./} - ${start/./}))
+	((status == 0)) || fail "exit $status: $* (log: $output)"
+}

@@ -47,6 +47,7 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             [CompletionResult]::new('--max-chain', '--max-chain', [CompletionResultType]::ParameterName, 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)')
             [CompletionResult]::new('--part-size', '--part-size', [CompletionResultType]::ParameterName, 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly''s [backup] buffer_size)')
             [CompletionResult]::new('--upload-concurrency', '--upload-concurrency', [CompletionResultType]::ParameterName, 'Parts of one upload in flight at once')
+            [CompletionResult]::new('--upload-memory', '--upload-memory', [CompletionResultType]::ParameterName, 'Memory for the part buffers of all uploads together, e.g. 1GiB (default 256 MiB); at least two parts. Uploads wait for room')
             [CompletionResult]::new('--local-storages-only', '--local-storages-only', [CompletionResultType]::ParameterName, 'Skip, with a log line, jobs whose storage is not configured on this node')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Only warnings and errors (and the summary of a run that failed)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Only warnings and errors (and the summary of a run that failed)')

@@ -43,6 +43,7 @@ set edit:completion:arg-completer[gitbak] = {|@words|
             cand --max-chain 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)'
             cand --part-size 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly''s [backup] buffer_size)'
             cand --upload-concurrency 'Parts of one upload in flight at once'
+            cand --upload-memory 'Memory for the part buffers of all uploads together, e.g. 1GiB (default 256 MiB); at least two parts. Uploads wait for room'
             cand --local-storages-only 'Skip, with a log line, jobs whose storage is not configured on this node'
             cand -q 'Only warnings and errors (and the summary of a run that failed)'
             cand --quiet 'Only warnings and errors (and the summary of a run that failed)'

@@ -46,6 +46,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l id -d 'Backup i
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l max-chain -d 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-memory -d 'Memory for the part buffers of all uploads together, e.g. 1GiB (default 256 MiB); at least two parts. Uploads wait for room' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s q -l quiet -d 'Only warnings and errors (and the summary of a run that failed)'
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -s v -l verbose -d 'Diagnostics on stderr too (-vv: more); hides the progress display'

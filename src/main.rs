@@ -47,8 +47,9 @@ fn main() {
 /// Upload parts are 16 MiB buffers freed on other threads. glibc raises
 /// its mmap threshold after the first such free and then keeps every
 /// later part in per-thread heaps it never returns, so RSS drifts past
-/// the (concurrency + 1) × part size bound. A fixed threshold keeps big
-/// buffers in their own mappings, returned to the kernel when freed.
+/// the `--upload-memory` budget the parts are counted against. A fixed
+/// threshold keeps big buffers in their own mappings, returned to the
+/// kernel when freed, so RSS follows the parts alive.
 /// Other libcs' allocators do not adapt that threshold: nothing to do.
 fn tune_allocator() {
     #[cfg(target_env = "gnu")]

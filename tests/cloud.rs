@@ -300,3 +300,84 @@ async fn a_git_chatty_on_stderr_does_not_hang_an_upload() {
     RepoState::capture(&env, &repo.path())
         .assert_same(&RepoState::capture(&env, &restored.path()), "restored");
 }
+
+/// A repository of one incompressible 12 MiB file: its bundle needs three
+/// parts of 5 MiB.
+fn big_repository(env: &TestEnv, index: u64) -> Repo {
+    let repo = Repo::new(
+        "default",
+        env.storage_root("default"),
+        &format!("big/{index}.git"),
+    );
+    let path = repo.path();
+    env.program("git", ["init", "--bare", "-q", path.to_str().unwrap()])
+        .assert_success();
+    let data = crate::storage::pattern(12 << 20, 70 + index);
+    let blob = env.git_with_input(&path, ["hash-object", "-w", "--stdin"], &data);
+    let entry = format!("100644 blob {}\tdata.bin\n", blob.trim());
+    let tree = env.git_with_input(&path, ["mktree"], entry.as_bytes());
+    let commit = env.git(&path, ["commit-tree", tree.trim(), "-m", "data"]);
+    env.git(&path, ["update-ref", "refs/heads/main", commit.trim()]);
+    env.git(&path, ["symbolic-ref", "HEAD", "refs/heads/main"]);
+    repo
+}
+
+/// `--parallel 4` bundle uploads share `--upload-memory` of two parts:
+/// they wait for each other's parts rather than deadlock or exceed it,
+/// and every bundle arrives whole (the restore checks each SHA-256). A
+/// budget below two parts is refused before anything is written.
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_uploads_share_a_small_upload_memory() {
+    let moto = Moto::start();
+    moto.create_bucket("backups", false);
+    let env = TestEnv::new();
+    let repos: Vec<Repo> = (0..4).map(|index| big_repository(&env, index)).collect();
+    let refs: Vec<&Repo> = repos.iter().collect();
+    let url = format!(
+        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
+        moto.endpoint()
+    );
+    let create = |memory: &str| {
+        env.gitbak(["create", "--id", ID, "--path", &url, "--parallel", "4"])
+            .args(["--part-size", "5MiB", "--upload-memory", memory])
+            .storages_of(&refs)
+            .jobs(&refs)
+            .envs(MOTO_CREDENTIALS)
+            .run()
+    };
+    let refused = create("9MiB");
+    refused.assert_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("pass --upload-memory 10MiB or more"),
+        "{}",
+        refused.stderr
+    );
+    let bucket = gitbak::storage::open(&Location::parse(&url).unwrap(), Tuning::default())
+        .await
+        .unwrap();
+    assert!(
+        bucket.list("").await.unwrap().is_empty(),
+        "a refused run wrote"
+    );
+
+    create("10MiB").assert_success();
+    let restored: Vec<Repo> = repos
+        .iter()
+        .map(|repo| repo.on_root(env.storage_root("restored")))
+        .collect();
+    let restored_refs: Vec<&Repo> = restored.iter().collect();
+    env.gitbak(["restore", "--id", ID, "--path", &url])
+        .storages_of(&restored_refs)
+        .jobs(&restored_refs)
+        .envs(MOTO_CREDENTIALS)
+        .run()
+        .assert_success();
+    for (original, copy) in repos.iter().zip(&restored) {
+        RepoState::capture(&env, &original.path()).assert_same(
+            &RepoState::capture(&env, &copy.path()),
+            &original.relative_path,
+        );
+    }
+}

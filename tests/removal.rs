@@ -109,6 +109,7 @@ impl Node {
             parallel: 2,
             part_size: None,
             upload_concurrency: 1,
+            upload_memory: None,
             retries: 0,
             immutable: false,
             gitaly_addresses: Default::default(),

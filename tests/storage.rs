@@ -43,6 +43,7 @@ pub fn small_tuning() -> Tuning {
         retries: 2,
         immutable: false,
         list_page_size: 10,
+        ..Tuning::default()
     }
 }
 
@@ -282,6 +283,7 @@ async fn memory_conforms() {
 }
 
 pub(crate) mod azure;
+pub(crate) mod budget;
 pub(crate) mod gcs;
 pub(crate) mod s3;
 pub(crate) mod s3_delete;

@@ -98,6 +98,9 @@ pub struct UploadArgs {
     /// Parts of one upload in flight at once.
     #[arg(long, env = "GITBAK_UPLOAD_CONCURRENCY", default_value_t = 4, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub upload_concurrency: u16,
+    /// Memory for the part buffers of all uploads together, e.g. 1GiB (default 256 MiB); at least two parts. Uploads wait for room.
+    #[arg(long, env = "GITBAK_UPLOAD_MEMORY", value_name = "SIZE", value_parser = parse_bytes)]
+    pub upload_memory: Option<usize>,
     /// Write-once buckets (S3 Object Lock, Azure immutability, GCS retention): never overwrite
     /// or delete anything, skip +latest.toml, send request checksums.
     #[arg(long, env = "GITBAK_IMMUTABLE", value_parser = clap::builder::BoolishValueParser::new())]
@@ -148,8 +151,19 @@ fn parse_storage(text: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
-/// Bytes with an optional K/M/G (1000s) or KiB/MiB/GiB (1024s) suffix.
+/// A part size: bytes as `parse_bytes` reads them, at least 5 MiB.
 fn parse_size(text: &str) -> Result<usize, String> {
+    let size = parse_bytes(text)?;
+    if size < (5 << 20) {
+        return Err(format!(
+            "{text} is below the 5 MiB minimum part size of object stores"
+        ));
+    }
+    Ok(size)
+}
+
+/// Bytes with an optional K/M/G (1000s) or KiB/MiB/GiB (1024s) suffix.
+fn parse_bytes(text: &str) -> Result<usize, String> {
     let digits_end = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
@@ -167,15 +181,9 @@ fn parse_size(text: &str) -> Result<usize, String> {
         "gib" => 1 << 30,
         other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
     };
-    let size = number
+    number
         .checked_mul(multiplier)
-        .ok_or_else(|| format!("{text} is too large"))?;
-    if size < (5 << 20) {
-        return Err(format!(
-            "{text} is below the 5 MiB minimum part size of object stores"
-        ));
-    }
-    Ok(size)
+        .ok_or_else(|| format!("{text} is too large"))
 }
 
 impl CommonArgs {
@@ -211,6 +219,7 @@ impl CommonArgs {
             parallel,
             part_size: None,
             upload_concurrency: defaults.upload_concurrency,
+            upload_memory: None,
             retries: self.retries,
             immutable: false,
             gitaly_addresses: Default::default(),
@@ -224,6 +233,7 @@ impl CreateArgs {
         Setup {
             part_size: self.upload.part_size,
             upload_concurrency: usize::from(self.upload.upload_concurrency),
+            upload_memory: self.upload.upload_memory,
             immutable: self.upload.immutable,
             ..self.common.setup(parallel)
         }
@@ -241,5 +251,7 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert!(parse_size("1MiB").is_err());
         assert!(parse_size("16 parsecs").is_err());
+        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_bytes("256MiB"), Ok(256 << 20));
     }
 }

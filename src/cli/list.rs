@@ -55,6 +55,7 @@ impl LocationArgs {
             parallel: 1,
             part_size: None,
             upload_concurrency: 1,
+            upload_memory: None,
             retries: self.retries,
             immutable: false,
             gitaly_addresses: Default::default(),

@@ -17,12 +17,14 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::exit::UsageError;
 use crate::git::Git;
 use crate::job::progress::Progress;
 use crate::job::scheduler::Limits;
 use crate::layout::{RelativePath, StorageName};
 use crate::node::StorageRoots;
-use crate::storage::{Storage, Tuning};
+use crate::storage::budget::{smallest_budget, DEFAULT_UPLOAD_MEMORY};
+use crate::storage::{MemoryBudget, Storage, Tuning};
 
 /// Everything a command needs, passed explicitly.
 #[derive(Clone)]
@@ -93,6 +95,9 @@ pub struct Setup {
     /// from its config, else the default.
     pub part_size: Option<usize>,
     pub upload_concurrency: usize,
+    /// `--upload-memory`: the process-wide budget for upload part buffers;
+    /// `None`: the default, raised to two parts if the part size needs it.
+    pub upload_memory: Option<usize>,
     pub retries: u32,
     pub immutable: bool,
     /// Storage name → Gitaly address (gitaly mode's `GITALY_SERVERS`): not
@@ -142,7 +147,6 @@ impl Context {
         progress: Arc<dyn Progress>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Self> {
-        use crate::exit::UsageError;
         use crate::node::config::{GitalyConfig, DEFAULT_GITALY_CONFIG};
         use crate::storage::Location;
 
@@ -187,12 +191,15 @@ impl Context {
             .buffer_size
             .filter(|_| from_config)
             .and_then(|size| usize::try_from(size).ok());
+        let part_size = setup
+            .part_size
+            .or(config_part_size)
+            .unwrap_or(defaults.part_size);
+        let upload_memory = upload_memory(setup.upload_memory, part_size)?;
         let tuning = Tuning {
-            part_size: setup
-                .part_size
-                .or(config_part_size)
-                .unwrap_or(defaults.part_size),
+            part_size,
             upload_concurrency: setup.upload_concurrency.max(1),
+            upload_memory: MemoryBudget::new(upload_memory),
             retries: setup.retries,
             immutable: setup.immutable,
             ..defaults
@@ -213,5 +220,43 @@ impl Context {
             immutable: setup.immutable,
             location: location.to_string(),
         })
+    }
+}
+
+/// The upload memory budget in bytes. An explicit `--upload-memory` below
+/// two parts is refused: an upload must hold the part it sends and the one
+/// it reads. The default instead grows to two parts, so that a large part
+/// size (Gitaly's `[backup] buffer_size` included) keeps working unchanged.
+fn upload_memory(asked: Option<usize>, part_size: usize) -> Result<usize, UsageError> {
+    let smallest = smallest_budget(part_size);
+    let mebibytes = |bytes: usize| format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20));
+    match asked {
+        Some(bytes) if bytes < smallest => Err(UsageError(format!(
+            "--upload-memory {} is less than two upload parts of {} (--part-size, or Gitaly's [backup] buffer_size); pass --upload-memory {}MiB or more, or a smaller --part-size",
+            mebibytes(bytes),
+            mebibytes(smallest / 2),
+            smallest.div_ceil(1 << 20),
+        ))),
+        Some(bytes) => Ok(bytes),
+        None => Ok(DEFAULT_UPLOAD_MEMORY.max(smallest)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upload_memory_is_two_parts_at_least() {
+        let mib = 1 << 20;
+        assert_eq!(upload_memory(None, 16 * mib).ok(), Some(256 * mib));
+        assert_eq!(upload_memory(Some(32 * mib), 16 * mib).ok(), Some(32 * mib));
+        // The default grows for a large part size; an explicit value is refused.
+        assert_eq!(upload_memory(None, 200 * mib).ok(), Some(400 * mib));
+        let refused = upload_memory(Some(100 * mib), 64 * mib).unwrap_err().0;
+        assert_eq!(
+            refused,
+            "--upload-memory 100.0 MiB is less than two upload parts of 64.0 MiB (--part-size, or Gitaly's [backup] buffer_size); pass --upload-memory 128MiB or more, or a smaller --part-size"
+        );
     }
 }

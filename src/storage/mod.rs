@@ -5,6 +5,7 @@
 //! `StorageExt`, which implementors never override.
 
 pub mod azure;
+pub mod budget;
 mod bulk;
 pub mod digest;
 mod fs;
@@ -24,6 +25,7 @@ use async_trait::async_trait;
 use futures::stream::{BoxStream, TryStreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub use budget::MemoryBudget;
 pub use bulk::DELETE_CONCURRENCY;
 pub(crate) use fs::blocking;
 pub use fs::{Durable, FsStorage, LocalFiles, PendingFile, WriteBehind};
@@ -302,12 +304,16 @@ pub trait StorageExt: Storage {
 impl<S: Storage + ?Sized> StorageExt for S {}
 
 /// How uploads to object storage are cut and retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Tuning {
-    /// First part size in bytes; parts grow as an upload grows.
+    /// First part size in bytes; parts grow as an upload grows, up to
+    /// `upload_memory.largest_part()`.
     pub part_size: usize,
     /// Parts in flight per upload.
     pub upload_concurrency: usize,
+    /// Every part buffer of every upload comes from here: one budget per
+    /// process, shared by the clones of this `Tuning`.
+    pub upload_memory: MemoryBudget,
     /// Attempts per request after the first, for transient errors.
     pub retries: u32,
     /// Write-once buckets: send checksums, never overwrite or delete.
@@ -321,6 +327,7 @@ impl Default for Tuning {
         Self {
             part_size: 16 << 20,
             upload_concurrency: 4,
+            upload_memory: MemoryBudget::default(),
             retries: 5,
             immutable: false,
             list_page_size: 1000,

@@ -6,9 +6,9 @@
 //!
 //! Uploads stream: a body shorter than one part goes up in one PutObject,
 //! anything longer as a multipart upload with at most
-//! `Tuning::upload_concurrency` parts in flight and one being read: peak RSS
-//! near (concurrency + 2) × part size + 10 MB, one part more than we hold
-//! (106–122 MB measured for 200 MiB at 16 MiB × 4). A failed multipart
+//! `Tuning::upload_concurrency` parts in flight and one being read, each
+//! part's memory reserved from the process-wide budget
+//! (`Tuning::upload_memory`, see `storage::budget`). A failed multipart
 //! upload is aborted, so a failed put leaves nothing visible. Create-only writes send
 //! `If-None-Match: *` on PutObject and CompleteMultipartUpload.
 //!
@@ -50,7 +50,7 @@ use super::{
     ByteReader, DirEntry, Key, ObjectMeta, Storage, StorageError, Tuning, Versioning, WriteMode,
 };
 use errors::storage_error;
-use upload::{part_size, read_part};
+use upload::read_part;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_TIMEOUT: Duration = Duration::from_secs(120);
@@ -111,7 +111,7 @@ pub async fn open(location: &S3Location, tuning: Tuning) -> Result<Arc<dyn Stora
     if let Some(endpoint) = &location.endpoint {
         config = config.endpoint_url(endpoint_url(endpoint, location.disable_https));
     }
-    let request_checksums = request_checksums(location, tuning);
+    let request_checksums = request_checksums(location, &tuning);
     config = config.request_checksum_calculation(match request_checksums {
         ChecksumWhen::WhenSupported => RequestChecksumCalculation::WhenSupported,
         ChecksumWhen::WhenRequired => RequestChecksumCalculation::WhenRequired,
@@ -152,7 +152,7 @@ fn timeout_override() -> Result<Option<Duration>, StorageError> {
 /// Gitaly's rule: custom endpoints (older S3-compatible servers) get
 /// checksums only where required, unless the URL says otherwise. Object-lock
 /// buckets refuse writes without a checksum, so `immutable` always sends them.
-fn request_checksums(location: &S3Location, tuning: Tuning) -> ChecksumWhen {
+fn request_checksums(location: &S3Location, tuning: &Tuning) -> ChecksumWhen {
     if tuning.immutable {
         ChecksumWhen::WhenSupported
     } else if let Some(setting) = location.request_checksum_calculation {
@@ -206,14 +206,19 @@ impl Storage for S3Storage {
         mut body: ByteReader,
         mode: WriteMode,
     ) -> Result<ObjectMeta, StorageError> {
-        let first_size = part_size(self.tuning.part_size, 1);
+        let first_size = self.part_size(1);
+        // Held until the body is sent: a short body by PutObject below, the
+        // first part of a long one by its part task.
+        let mut reservation = self.tuning.upload_memory.reserve(first_size).await;
         let first_part = read_part(&mut body, first_size, 0)
             .await
             .map_err(StorageError::Source)?;
         if first_part.len() < first_size {
+            reservation.shrink_to(first_part.capacity());
             self.put_single(key, first_part, mode).await
         } else {
-            self.put_multipart(key, first_part, body, mode).await
+            self.put_multipart(key, (first_part, reservation), body, mode)
+                .await
         }
     }
 
@@ -324,13 +329,13 @@ mod tests {
         let plain = Tuning::default();
         let immutable = Tuning {
             immutable: true,
-            ..plain
+            ..plain.clone()
         };
         for (location, tuning, want) in [
-            (&S3Location::default(), plain, ChecksumWhen::WhenSupported),
-            (&custom, plain, ChecksumWhen::WhenRequired),
-            (&asked, plain, ChecksumWhen::WhenSupported),
-            (&custom, immutable, ChecksumWhen::WhenSupported),
+            (&S3Location::default(), &plain, ChecksumWhen::WhenSupported),
+            (&custom, &plain, ChecksumWhen::WhenRequired),
+            (&asked, &plain, ChecksumWhen::WhenSupported),
+            (&custom, &immutable, ChecksumWhen::WhenSupported),
         ] {
             assert_eq!(
                 request_checksums(location, tuning),

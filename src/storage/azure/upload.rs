@@ -4,7 +4,9 @@
 //! cut into blocks staged with bounded concurrency, then made visible at once
 //! by Put Block List. Until that commit nothing is visible; Azure discards
 //! uncommitted blocks by itself (after a week), so dropping a failed upload's
-//! blocks is the abort. Memory: (upload_concurrency + 1) × part size.
+//! blocks is the abort. Memory: up to (upload_concurrency + 1) parts, each
+//! reserved from the process-wide budget (`storage::budget`) before it is
+//! read and given back once it is staged.
 
 use std::collections::HashMap;
 use std::num::NonZero;
@@ -24,25 +26,28 @@ use tokio::task::JoinSet;
 
 use super::pipeline::Tries;
 use super::AzureStorage;
+use crate::storage::budget::{grown, Reservation};
 use crate::storage::{ByteReader, Key, ObjectMeta, StorageError, WriteMode};
 
 /// Azure's limits: 50,000 committed blocks of at most 4000 MiB.
 const MAX_BLOCKS: usize = 50_000;
 const MAX_BLOCK_SIZE: usize = 4000 << 20;
-/// Blocks double in size every this many, so the block limit never caps an
-/// upload: from 16 MiB, the first 16 GiB go in 16 MiB blocks, the next 31 GiB
-/// in 32 MiB blocks, and so on: 164 TiB in all (Azure's blob limit is
-/// 190.7 TiB), while ordinary bundles keep small parts and little memory.
+/// Blocks double in size every this many, up to half the memory budget:
+/// from 16 MiB, the first 16 GiB go in 16 MiB blocks, the next 31 GiB in
+/// 32 MiB blocks, and so on; with the default 256 MiB budget (128 MiB
+/// blocks at most) a blob holds 5.8 TiB, and with no budget limit 164 TiB
+/// (Azure's blob limit is 190.7 TiB), while ordinary bundles keep small
+/// parts and little memory.
 const BLOCKS_PER_DOUBLING: usize = 1000;
 /// Blob metadata holding the body's SHA-256, to recognise our own earlier
 /// try when a retried create-only request finds the blob already there.
 pub(super) const SHA256_METADATA: &str = "gitbak_sha256";
 
-/// Size of block `index` (from 0) for an upload whose first block is `first`.
-pub(super) fn part_size(first: usize, index: usize) -> usize {
+/// Size of block `index` (from 0) for an upload whose first block is
+/// `first`, growing up to `largest` (half the memory budget).
+pub(super) fn part_size(first: usize, index: usize, largest: usize) -> usize {
     let doublings = u32::try_from(index / BLOCKS_PER_DOUBLING).unwrap_or(u32::MAX);
-    let factor = 1usize.checked_shl(doublings).unwrap_or(usize::MAX);
-    first.max(1).saturating_mul(factor).min(MAX_BLOCK_SIZE)
+    grown(first.max(1), doublings, largest).min(MAX_BLOCK_SIZE)
 }
 
 /// Block ids must have one length per blob: 16 bytes of upload id, so
@@ -62,13 +67,26 @@ pub(super) async fn put(
     // Shared with the block tasks; the SDK's clients are not `Clone`.
     let blob = Arc::new(storage.block_blob(key));
     let mut hasher = Sha256::new();
-    let first_size = part_size(storage.tuning.part_size, 0);
+    let first_size = part_size(storage.tuning.part_size, 0, usize::MAX);
+    // Held until the body is sent: a short body by Put Blob below, the
+    // first block of a long one by its staging task.
+    let mut reservation = storage.tuning.upload_memory.reserve(first_size).await;
     let first = read_part(&mut body, first_size, &mut hasher).await?;
     if first.len() < first_size {
+        reservation.shrink_to(first.capacity());
         let sha256 = hex::encode(hasher.finalize());
         return put_small(storage, key, &blob, first, sha256, mode).await;
     }
-    put_blocks(storage, key, &blob, body, first, hasher, mode).await
+    put_blocks(
+        storage,
+        key,
+        &blob,
+        body,
+        (first, reservation),
+        hasher,
+        mode,
+    )
+    .await
 }
 
 /// Reads up to `size` bytes; fewer only at the end of the body.
@@ -139,18 +157,23 @@ async fn put_blocks(
     key: &Key,
     blob: &Arc<BlockBlobClient>,
     mut body: ByteReader,
-    first: Vec<u8>,
+    (first, first_reservation): (Vec<u8>, Reservation),
     mut hasher: Sha256,
     mode: WriteMode,
 ) -> Result<ObjectMeta, StorageError> {
     let upload = *azure_core::Uuid::new_v4().as_bytes();
     let concurrency = storage.tuning.upload_concurrency.max(1);
+    let budget = &storage.tuning.upload_memory;
     let first_size = first.len();
+    let block_size = |index| part_size(first_size, index, budget.largest_part());
     let mut staging: JoinSet<Result<(), StorageError>> = JoinSet::new();
     let mut ids = Vec::new();
     let mut size = 0u64;
-    let mut part = first;
-    // Dropping `staging` on an early return aborts the blocks in flight.
+    let (mut part, mut reservation) = (first, first_reservation);
+    // Dropping `staging` on an early return aborts the blocks in flight and
+    // gives their memory back. A block's memory is reserved only while
+    // this upload holds no block it has not handed to a task, and those
+    // tasks end by themselves: waiting for the budget cannot deadlock.
     loop {
         let index = ids.len();
         if index == MAX_BLOCKS {
@@ -160,7 +183,7 @@ async fn put_blocks(
                 message,
             });
         }
-        let is_last = part.len() < part_size(first_size, index);
+        let is_last = part.len() < block_size(index);
         let id = block_id(&upload, index);
         ids.push(id.clone());
         size += part.len() as u64;
@@ -173,6 +196,7 @@ async fn put_blocks(
             let staged = blob
                 .stage_block(&id, length, RequestContent::from(part), None)
                 .await;
+            drop(reservation);
             staged
                 .map(drop)
                 .map_err(|error| errors.map(&key_text, error))
@@ -183,8 +207,12 @@ async fn put_blocks(
         if is_last {
             break;
         }
-        part = read_part(&mut body, part_size(first_size, index + 1), &mut hasher).await?;
+        let next_size = block_size(index + 1);
+        reservation = budget.reserve(next_size).await;
+        part = read_part(&mut body, next_size, &mut hasher).await?;
         if part.is_empty() {
+            // Not held while the last parts finish.
+            drop(reservation);
             break;
         }
     }
@@ -270,26 +298,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parts_grow_so_the_block_limit_never_caps_an_upload() {
+    fn without_a_budget_limit_the_block_limit_never_caps_an_upload() {
         let first = 16 << 20;
-        assert_eq!(part_size(first, 0), first);
-        assert_eq!(part_size(first, BLOCKS_PER_DOUBLING - 1), first);
-        assert_eq!(part_size(first, BLOCKS_PER_DOUBLING), 2 * first);
-        assert_eq!(part_size(first, MAX_BLOCKS - 1), MAX_BLOCK_SIZE);
+        assert_eq!(part_size(first, 0, usize::MAX), first);
+        assert_eq!(part_size(first, BLOCKS_PER_DOUBLING - 1, usize::MAX), first);
+        assert_eq!(part_size(first, BLOCKS_PER_DOUBLING, usize::MAX), 2 * first);
+        assert_eq!(part_size(first, MAX_BLOCKS - 1, usize::MAX), MAX_BLOCK_SIZE);
         let capacity: u128 = (0..MAX_BLOCKS)
-            .map(|index| part_size(first, index) as u128)
+            .map(|index| part_size(first, index, usize::MAX) as u128)
             .sum();
         assert!(
             capacity > 160 << 40,
             "only {capacity} bytes fit in {MAX_BLOCKS} blocks"
         );
         // Tiny or huge first parts stay within Azure's block size.
-        assert_eq!(part_size(0, 0), 1);
-        assert_eq!(part_size(usize::MAX, 0), MAX_BLOCK_SIZE);
+        assert_eq!(part_size(0, 0, usize::MAX), 1);
+        assert_eq!(part_size(usize::MAX, 0, usize::MAX), MAX_BLOCK_SIZE);
         let tiny: u128 = (0..MAX_BLOCKS)
-            .map(|index| part_size(5 << 20, index) as u128)
+            .map(|index| part_size(5 << 20, index, usize::MAX) as u128)
             .sum();
         assert!(tiny > 100 << 40);
+    }
+
+    #[test]
+    fn blocks_grow_to_half_the_memory_budget() {
+        let (first, largest) = (
+            16 << 20,
+            crate::storage::MemoryBudget::default().largest_part(),
+        );
+        assert_eq!(
+            part_size(first, 3 * BLOCKS_PER_DOUBLING, largest),
+            128 << 20
+        );
+        assert_eq!(part_size(first, MAX_BLOCKS - 1, largest), 128 << 20);
+        let capacity: u128 = (0..MAX_BLOCKS)
+            .map(|index| part_size(first, index, largest) as u128)
+            .sum();
+        assert!(
+            capacity > 5 << 40,
+            "only {capacity} bytes with the default budget"
+        );
     }
 
     #[test]

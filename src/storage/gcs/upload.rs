@@ -3,7 +3,9 @@
 //!
 //! A resumable upload is sequential by protocol, so one chunk is in flight
 //! (`Tuning::upload_concurrency` does not apply) while the next is read from
-//! the body: memory is two chunks. Chunks are multiples of 256 KiB (GCS
+//! the body: memory is two chunks, each reserved from the process-wide
+//! budget (`storage::budget`) before it is read and given back as soon as
+//! it is sent. Chunks are multiples of 256 KiB (GCS
 //! refuses others) and grow as the upload grows. Full chunks go up with an
 //! unknown total; the first short chunk is the last and names the total (an
 //! empty one if the body ends on a chunk boundary). Every upload is checked
@@ -20,27 +22,31 @@ use tokio::io::AsyncReadExt;
 
 use super::requests::{backoff, with_retries, Failed, Failure};
 use super::GcsStorage;
+use crate::storage::budget::Reservation;
 use crate::storage::{ByteReader, Key, ObjectMeta, StorageError, WriteMode};
 
 /// GCS accepts only non-final chunks that are multiples of this.
 const CHUNK_ALIGNMENT: usize = 256 << 10;
 /// Chunks double after this many, so a huge bundle needs fewer requests.
 const CHUNKS_PER_SIZE: usize = 8;
-/// …up to this multiple of the first chunk: memory stays at most
-/// 2 × 2 × `part_size` per upload (64 MiB for the default 16 MiB), inside
-/// the (upload concurrency + 1) × part size budget the other providers get
-/// even at a concurrency of 1. GCS has no chunk-count limit, so growth only
-/// saves requests.
+/// …up to this multiple of the first chunk, and only while a grown chunk
+/// is at most `largest` (half the memory budget). GCS has no chunk-count
+/// limit, so growth only saves requests.
 const MAX_GROWTH: usize = 2;
 
 /// Size of chunk `index` (0-based) for a first chunk of `part_size`.
-pub fn chunk_size(part_size: usize, index: usize) -> usize {
+pub fn chunk_size(part_size: usize, index: usize, largest: usize) -> usize {
     let first = part_size.max(1).div_ceil(CHUNK_ALIGNMENT) * CHUNK_ALIGNMENT;
     let growth = 1usize << (index / CHUNKS_PER_SIZE).min(MAX_GROWTH.ilog2() as usize);
-    first * growth
+    match first.saturating_mul(growth) {
+        grown if grown <= largest => grown,
+        _ => first,
+    }
 }
 
-/// Reads up to `size` bytes; fewer only at the end of the body.
+/// Reads up to `size` bytes; fewer only at the end of the body, and then
+/// the buffer is cut to what it holds, so a short chunk (a small file's
+/// only one) keeps no more memory than it needs.
 async fn read_chunk(body: &mut ByteReader, size: usize) -> Result<Vec<u8>, StorageError> {
     // Not read_to_end: on a full buffer it reserves more and doubles the memory.
     let mut chunk = vec![0u8; size];
@@ -55,7 +61,10 @@ async fn read_chunk(body: &mut ByteReader, size: usize) -> Result<Vec<u8>, Stora
             read => filled += read,
         }
     }
-    chunk.truncate(filled);
+    if filled < size {
+        chunk.truncate(filled);
+        chunk.shrink_to_fit();
+    }
     Ok(chunk)
 }
 
@@ -78,17 +87,32 @@ impl GcsStorage {
         mut body: ByteReader,
         mode: WriteMode,
     ) -> Result<ObjectMeta, StorageError> {
-        let first_size = chunk_size(self.tuning.part_size, 0);
+        let first_size = self.chunk_size(0);
+        // Held until the body is sent: a short body by the one request
+        // below, the first chunk of a long one by `upload_chunks`.
+        let mut reservation = self.tuning.upload_memory.reserve(first_size).await;
         let first = read_chunk(&mut body, first_size).await?;
         if first.len() < first_size {
+            reservation.shrink_to(first.capacity());
             return self.upload_in_one_request(key, first, mode).await;
         }
         let session = self.start_resumable(key, mode).await?;
-        let result = self.upload_chunks(key, &session, first, body).await;
+        let result = self
+            .upload_chunks(key, &session, (first, reservation), body)
+            .await;
         if result.is_err() {
             self.cancel(key, session).await;
         }
         result
+    }
+
+    /// Size of chunk `index` for this storage's tuning.
+    fn chunk_size(&self, index: usize) -> usize {
+        chunk_size(
+            self.tuning.part_size,
+            index,
+            self.tuning.upload_memory.largest_part(),
+        )
     }
 
     fn upload_request(&self, mode: WriteMode) -> UploadObjectRequest {
@@ -158,33 +182,46 @@ impl GcsStorage {
 
     /// Sends `first` and the rest of the body, reading each chunk while the
     /// previous one is being sent.
+    ///
+    /// The next chunk's memory is reserved while the current one is being
+    /// sent, and the current one's goes back as soon as its send ends: an
+    /// upload waiting for the budget holds nothing it has not handed to a
+    /// request, so waiting cannot deadlock.
     async fn upload_chunks(
         &self,
         key: &Key,
         session: &ResumableUploadClient,
-        first: Vec<u8>,
+        (first, first_reservation): (Vec<u8>, Reservation),
         mut body: ByteReader,
     ) -> Result<ObjectMeta, StorageError> {
+        let budget = &self.tuning.upload_memory;
         let mut crc = 0u32;
         let mut offset = 0u64;
         let mut index = 0;
-        let mut current = Bytes::from(first);
+        let (mut current, mut reservation) = (Bytes::from(first), first_reservation);
         loop {
             crc = crc32c::crc32c_append(crc, &current);
-            let next_size = chunk_size(self.tuning.part_size, index + 1);
+            let next_size = self.chunk_size(index + 1);
+            let length = current.len() as u64;
             let send = async {
-                let sent = self
-                    .send_chunk(key, session, current.clone(), offset, None)
-                    .await;
+                // Takes the chunk and its reservation: both go when the send ends.
+                let sent = self.send_chunk(key, session, current, offset, None).await;
+                drop(reservation);
                 sent.map_err(|failed| failed.failure.into_storage_error(key.as_str()))
             };
-            let (_, next) = tokio::try_join!(send, read_chunk(&mut body, next_size))?;
-            offset += current.len() as u64;
+            let read_next = async {
+                let reserved = budget.reserve(next_size).await;
+                Ok::<_, StorageError>((read_chunk(&mut body, next_size).await?, reserved))
+            };
+            let (_, (next, next_reservation)) = tokio::try_join!(send, read_next)?;
+            offset += length;
             index += 1;
+            reservation = next_reservation;
             if next.len() == next_size {
                 current = Bytes::from(next);
                 continue;
             }
+            reservation.shrink_to(next.capacity());
             crc = crc32c::crc32c_append(crc, &next);
             let total = offset + next.len() as u64;
             let sent = Sent {
@@ -344,16 +381,24 @@ mod tests {
 
     #[test]
     fn chunks_are_aligned_and_grow_to_a_limit() {
-        assert_eq!(chunk_size(5 << 20, 0), 5 << 20);
-        assert_eq!(chunk_size(1, 0), CHUNK_ALIGNMENT);
-        assert_eq!(chunk_size(CHUNK_ALIGNMENT + 1, 0), 2 * CHUNK_ALIGNMENT);
+        assert_eq!(chunk_size(5 << 20, 0, usize::MAX), 5 << 20);
+        assert_eq!(chunk_size(1, 0, usize::MAX), CHUNK_ALIGNMENT);
+        assert_eq!(
+            chunk_size(CHUNK_ALIGNMENT + 1, 0, usize::MAX),
+            2 * CHUNK_ALIGNMENT
+        );
         let sizes: Vec<usize> = (0..40)
-            .map(|index| chunk_size(16 << 20, index) >> 20)
+            .map(|index| chunk_size(16 << 20, index, usize::MAX) >> 20)
             .collect();
         assert_eq!(&sizes[..9], &[16, 16, 16, 16, 16, 16, 16, 16, 32]);
         assert_eq!(sizes[16], 32);
         assert_eq!(sizes[39], 32);
-        assert!((0..100).all(|index| chunk_size(3_000_000, index) % CHUNK_ALIGNMENT == 0));
+        assert!(
+            (0..100).all(|index| chunk_size(3_000_000, index, usize::MAX) % CHUNK_ALIGNMENT == 0)
+        );
+        // Chunks grow only while a grown one fits half the memory budget.
+        assert_eq!(chunk_size(16 << 20, 39, 31 << 20), 16 << 20);
+        assert_eq!(chunk_size(16 << 20, 39, 32 << 20), 32 << 20);
     }
 
     #[test]

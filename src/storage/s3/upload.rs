@@ -2,6 +2,7 @@
 //! multipart upload with bounded parts in flight, aborted on failure.
 
 use super::*;
+use crate::storage::budget::{grown, Reservation};
 
 /// S3's limits: parts of 5 MiB to 5 GiB, at most 10,000 of them.
 const MIN_PART_SIZE: usize = 5 << 20;
@@ -15,13 +16,15 @@ const PARTS_PER_SIZE_STEP: i32 = 1000;
 const WRITE_ID_METADATA: &str = "gitbak-write-id";
 
 /// Size of part `number` (from 1): the tuned size, doubled every
-/// `PARTS_PER_SIZE_STEP` parts, within S3's bounds.
-pub(super) fn part_size(tuned: usize, number: i32) -> usize {
+/// `PARTS_PER_SIZE_STEP` parts while it stays within `largest` (half the
+/// memory budget) and S3's bounds.
+pub(super) fn part_size(tuned: usize, number: i32, largest: usize) -> usize {
     let doublings = ((number - 1) / PARTS_PER_SIZE_STEP).clamp(0, 20) as u32;
-    tuned
-        .clamp(MIN_PART_SIZE, MAX_PART_SIZE)
-        .saturating_mul(1 << doublings)
-        .min(MAX_PART_SIZE)
+    grown(
+        tuned.clamp(MIN_PART_SIZE, MAX_PART_SIZE),
+        doublings,
+        largest.min(MAX_PART_SIZE),
+    )
 }
 
 /// A value unique to one put: process, time and a counter, hashed.
@@ -128,10 +131,19 @@ impl S3Storage {
         ours
     }
 
+    /// Size of part `number` (from 1) for this storage's tuning.
+    pub(super) fn part_size(&self, number: i32) -> usize {
+        part_size(
+            self.tuning.part_size,
+            number,
+            self.tuning.upload_memory.largest_part(),
+        )
+    }
+
     pub(super) async fn put_multipart(
         &self,
         key: &Key,
-        first_part: Vec<u8>,
+        first_part: (Vec<u8>, Reservation),
         body: ByteReader,
         mode: WriteMode,
     ) -> Result<ObjectMeta, StorageError> {
@@ -164,42 +176,49 @@ impl S3Storage {
 
     /// Uploads the body as parts, at most `upload_concurrency` at once, and
     /// returns them in order with the total size. Dropping the in-flight set
-    /// on an early return cancels the other parts.
+    /// on an early return cancels the other parts and frees their memory.
+    ///
+    /// Each part's memory is reserved from the process-wide budget before
+    /// it is read, while this upload holds no part it has not handed to a
+    /// task: those tasks end by themselves, so waiting cannot deadlock.
     async fn upload_parts(
         &self,
         key: &Key,
         upload_id: &str,
-        first_part: Vec<u8>,
+        first_part: (Vec<u8>, Reservation),
         mut body: ByteReader,
     ) -> Result<(Vec<CompletedPart>, u64), StorageError> {
         let concurrency = self.tuning.upload_concurrency.max(1);
         let mut in_flight = JoinSet::new();
         let mut completed = Vec::new();
-        let (mut part, mut number, mut size) = (first_part, 1, 0u64);
+        let ((mut part, mut reservation), mut number, mut size) = (first_part, 1, 0u64);
         loop {
             size += part.len() as u64;
             while in_flight.len() >= concurrency {
                 completed.push(Self::joined(key, in_flight.join_next().await)?);
             }
-            in_flight.spawn(self.upload_part(key, upload_id, number, part));
+            in_flight.spawn(self.upload_part(key, upload_id, number, part, reservation));
             if number == MAX_PARTS {
                 let mut probe = [0u8; 1];
                 if body.read(&mut probe).await.map_err(StorageError::Source)? > 0 {
                     return Err(StorageError::Other {
                         key: key.to_string(),
                         message: format!(
-                            "object exceeds S3's limit of {MAX_PARTS} parts; raise the part size"
+                            "object exceeds S3's limit of {MAX_PARTS} parts; raise --upload-memory (parts grow to half of it) or --part-size"
                         ),
                     });
                 }
                 break;
             }
             number += 1;
-            let limit = part_size(self.tuning.part_size, number);
+            let limit = self.part_size(number);
+            reservation = self.tuning.upload_memory.reserve(limit).await;
             part = read_part(&mut body, limit, limit)
                 .await
                 .map_err(StorageError::Source)?;
             if part.is_empty() {
+                // Not held while the last parts finish.
+                drop(reservation);
                 break;
             }
         }
@@ -227,13 +246,16 @@ impl S3Storage {
         }
     }
 
-    /// One part's upload as a task of its own; the SDK retries it.
+    /// One part's upload as a task of its own; the SDK retries it with the
+    /// same buffer. Its memory goes back to the budget when the request
+    /// ends (or the task is dropped).
     fn upload_part(
         &self,
         key: &Key,
         upload_id: &str,
         number: i32,
         bytes: Vec<u8>,
+        reservation: Reservation,
     ) -> impl std::future::Future<Output = Result<CompletedPart, StorageError>> + Send + 'static
     {
         let request = self
@@ -257,7 +279,9 @@ impl S3Storage {
             false => request,
         };
         async move {
-            match request.send().await {
+            let sent = request.send().await;
+            drop(reservation);
+            match sent {
                 Ok(output) => Ok(CompletedPart::builder()
                     .part_number(number)
                     .set_e_tag(output.e_tag().map(str::to_owned))
@@ -332,13 +356,18 @@ mod tests {
     #[test]
     fn parts_grow_within_s3_limits() {
         let mib = 1 << 20;
-        assert_eq!(part_size(mib, 1), 5 * mib, "raised to S3's minimum");
-        assert_eq!(part_size(16 * mib, 1000), 16 * mib);
-        assert_eq!(part_size(16 * mib, 1001), 32 * mib);
-        assert_eq!(part_size(16 * mib, MAX_PARTS), MAX_PART_SIZE);
+        let unbounded = usize::MAX;
+        assert_eq!(
+            part_size(mib, 1, unbounded),
+            5 * mib,
+            "raised to S3's minimum"
+        );
+        assert_eq!(part_size(16 * mib, 1000, unbounded), 16 * mib);
+        assert_eq!(part_size(16 * mib, 1001, unbounded), 32 * mib);
+        assert_eq!(part_size(16 * mib, MAX_PARTS, unbounded), MAX_PART_SIZE);
         let capacity = |first| {
             (1..=MAX_PARTS)
-                .map(|number| part_size(first, number) as u64)
+                .map(|number| part_size(first, number, unbounded) as u64)
                 .sum::<u64>()
         };
         assert!(
@@ -351,6 +380,24 @@ mod tests {
             "S3's 5 TiB object limit: {}",
             capacity(16 * mib)
         );
+    }
+
+    #[test]
+    fn parts_grow_to_half_the_memory_budget() {
+        let mib = 1 << 20;
+        let budget = crate::storage::MemoryBudget::default();
+        let largest = budget.largest_part();
+        assert_eq!(largest, 128 * mib);
+        let sizes: Vec<usize> = [1, 1001, 2001, 3001, 9000, MAX_PARTS]
+            .iter()
+            .map(|&number| part_size(16 * mib, number, largest) / mib)
+            .collect();
+        assert_eq!(sizes, [16, 32, 64, 128, 128, 128]);
+        // What one bundle may hold with the default budget: about 984 GiB.
+        let capacity: u64 = (1..=MAX_PARTS)
+            .map(|number| part_size(16 * mib, number, largest) as u64)
+            .sum();
+        assert_eq!(capacity, 1_008_000 * mib as u64);
     }
 
     #[tokio::test]
