@@ -88,7 +88,13 @@ pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> anyhow::Result<
         .location
         .open_with_git(args.git.clone(), cancel)
         .await?;
-    let report = match crate::cmd::verify::run(&ctx, VerifyOptions::from(&args)).await {
+    let spinner = super::output::progress::Spinner::start(format!(
+        "verifying the backups of {}",
+        ctx.location
+    ));
+    let report = crate::cmd::verify::run(&ctx, VerifyOptions::from(&args)).await;
+    drop(spinner);
+    let report = match report {
         Err(VerifyError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,
     };
