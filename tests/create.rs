@@ -8,6 +8,7 @@ mod crash;
 mod incremental;
 mod jobs;
 mod reliability;
+pub(crate) mod sources;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

@@ -153,8 +153,9 @@ impl OpenPack {
 
     /// Checks the index's checksum, then every entry of the pack against
     /// its CRC32 and the pack's trailer against the index. `stop` ends an
-    /// abandoned check between reads (`PackError::Stopped`).
-    pub fn check(&self, object_format: ObjectFormat, stop: &AtomicBool) -> Result<(), PackError> {
+    /// abandoned check between reads (`PackError::Stopped`). Returns the
+    /// bytes read.
+    pub fn check(&self, object_format: ObjectFormat, stop: &AtomicBool) -> Result<u64, PackError> {
         let bad_index = |detail: String| PackError::BadIndex {
             path: self.files.index.clone(),
             detail,
@@ -168,7 +169,7 @@ impl OpenPack {
         let pack_checksum = index.pack_checksum.clone();
         let layout = index.into_layout(pack_len).map_err(bad_index)?;
         let damage = match check_entries(&self.pack, &layout, &pack_checksum, stop) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(index_len + pack_len),
             Err(Damage::Stopped) => return Err(PackError::Stopped),
             Err(Damage::Io(error)) => return Err(PackError::io(&self.files.pack, error)),
             Err(damage) => damage,

@@ -131,7 +131,8 @@ fn a_changed_byte_in_an_entry_names_its_offset() {
 
 #[test]
 fn damaged_headers_trailers_and_truncations() {
-    let cases: [(&str, fn(&mut Vec<u8>)); 4] = [
+    type Change = fn(&mut Vec<u8>);
+    let cases: [(&str, Change); 4] = [
         ("header", |pack| pack[0] = b'X'),
         ("count", |pack| pack[11] = 9),
         ("trailer", |pack| *pack.last_mut().unwrap() ^= 1),
@@ -145,13 +146,13 @@ fn damaged_headers_trailers_and_truncations() {
         let checksum = index.pack_checksum.clone();
         let layout = index.into_layout(length).unwrap();
         let result = check_entries(&built.pack[..], &layout, &checksum, &AtomicBool::new(false));
-        let matched = match (what, &result) {
-            ("header", Err(Damage::Header)) => true,
-            ("count", Err(Damage::Count { in_pack: 9, .. })) => true,
-            ("trailer", Err(Damage::Trailer)) => true,
-            ("truncated", Err(Damage::Truncated)) => true,
-            _ => false,
-        };
+        let matched = matches!(
+            (what, &result),
+            ("header", Err(Damage::Header))
+                | ("count", Err(Damage::Count { in_pack: 9, .. }))
+                | ("trailer", Err(Damage::Trailer))
+                | ("truncated", Err(Damage::Truncated))
+        );
         assert!(matched, "{what}: {result:?}");
     }
 }

@@ -10,6 +10,7 @@
 mod bundle;
 mod earlier_files;
 mod incremental;
+mod pack_check;
 mod snapshot;
 mod step;
 
@@ -68,6 +69,11 @@ enum CreateError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Find(#[from] super::backups::FindError),
+    #[error("repository {repository}: {source}")]
+    Pack {
+        repository: String,
+        source: crate::pack::PackError,
+    },
     #[error(
         "{key} exists but no manifest names it: an earlier run with backup id {id} was interrupted \
          and the repository has changed since; delete that directory or use another --id"
@@ -328,6 +334,7 @@ async fn back_up(
         Plan::Full => {
             let step = new_step(target, 1, String::new());
             let bundle = (!refs.is_empty()).then(|| BundleSpec {
+                object_format: identity.object_format,
                 header: full_bundle_header(identity.object_format, &refs),
                 revisions: refs.tips().into_iter().map(str::to_owned).collect(),
             });
