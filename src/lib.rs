@@ -14,6 +14,7 @@ pub mod failpoint;
 pub mod git;
 pub mod job;
 pub mod layout;
+pub mod lock;
 pub mod node;
 pub mod pack;
 pub mod retention;

@@ -127,6 +127,8 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                     max_chain: args.max_chain,
                     existing_id_fails: false,
                 }),
+                lock_timeout: args.lock_timeout,
+                storages_up_front: Vec::new(),
             };
             create(
                 setup,
@@ -179,7 +181,7 @@ pub fn report_error(gitaly_mode: bool, error: &anyhow::Error) -> i32 {
 /// `create`, whichever front end asked for it.
 async fn create(
     setup: cmd::Setup,
-    options: CreateOptions,
+    mut options: CreateOptions,
     discover: bool,
     log: Arc<JsonLog>,
     cancel: CancellationToken,
@@ -187,6 +189,12 @@ async fn create(
     let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
     let report = if discover {
         let jobs = discovered_jobs(&ctx)?;
+        // Locked at the start: a second run is refused before any work.
+        options.storages_up_front = ctx
+            .roots
+            .iter()
+            .filter_map(|(name, _)| crate::layout::StorageName::parse(name).ok())
+            .collect();
         cmd::create::run(&ctx, options, jobs.into_iter()).await
     } else {
         cmd::create::run(&ctx, options, stdin_jobs()).await
