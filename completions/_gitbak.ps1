@@ -43,6 +43,7 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             [CompletionResult]::new('--retries', '--retries', [CompletionResultType]::ParameterName, 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it')
             [CompletionResult]::new('--max-chain', '--max-chain', [CompletionResultType]::ParameterName, 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Another run''s lock on a storage (gitbak-locks/ID/STORAGE) older than DURATION (such as 24h, 2d) is stale and replaced')
             [CompletionResult]::new('--part-size', '--part-size', [CompletionResultType]::ParameterName, 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly''s [backup] buffer_size)')
             [CompletionResult]::new('--upload-concurrency', '--upload-concurrency', [CompletionResultType]::ParameterName, 'Parts of one upload in flight at once')
             [CompletionResult]::new('--local-storages-only', '--local-storages-only', [CompletionResultType]::ParameterName, 'Skip, with a log line, jobs whose storage is not configured on this node')

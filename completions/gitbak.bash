@@ -87,7 +87,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__create)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --discover --incremental --max-chain --part-size --upload-concurrency --immutable --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --discover --incremental --max-chain --lock-timeout --part-size --upload-concurrency --immutable --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -126,6 +126,10 @@ _gitbak() {
                     return 0
                     ;;
                 --max-chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

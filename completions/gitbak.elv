@@ -39,6 +39,7 @@ set edit:completion:arg-completer[gitbak] = {|@words|
             cand --retries 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up'
             cand --id 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it'
             cand --max-chain 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)'
+            cand --lock-timeout 'Another run''s lock on a storage (gitbak-locks/ID/STORAGE) older than DURATION (such as 24h, 2d) is stale and replaced'
             cand --part-size 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly''s [backup] buffer_size)'
             cand --upload-concurrency 'Parts of one upload in flight at once'
             cand --local-storages-only 'Skip, with a log line, jobs whose storage is not configured on this node'
