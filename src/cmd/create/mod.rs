@@ -119,13 +119,12 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
     let report = ctx
         .run_jobs(jobs, options.run.limits, CommandName::Create, work)
         .await;
-    // Failed or interrupted, the run ends here: its locks go.
-    locks.release().await;
     if let Some(storages) = locks.refused_everywhere() {
         let names: Vec<&str> = storages.iter().map(StorageName::as_str).collect();
         ctx.progress.run_warning(
             &format!(
-                "another run holds backup id {} for every storage this run met ({}): nothing was                  backed up; see the failed jobs for who holds it",
+                "another run holds backup id {} for every storage this run met ({}): nothing was \
+                 backed up; see the failed jobs for who holds it",
                 options.id,
                 names.join(", ")
             ),
@@ -140,6 +139,8 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
     } else {
         Ok(false)
     };
+    // Failed or interrupted, the run ends here: its locks go.
+    locks.release().await;
     CreateReport {
         run: report,
         marker,
