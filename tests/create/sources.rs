@@ -137,3 +137,52 @@ fn a_damaged_index_checksum_fails_naming_the_index() {
     assert!(error.contains("checksum"), "{error}");
     assert_eq!(files_of(&env, &repo, ID), Vec::<String>::new());
 }
+
+/// Past the packs opened before git starts (128), the rest are opened as
+/// the check reaches them: a damaged one among them is still found.
+#[test]
+fn a_damaged_pack_among_many_is_found() {
+    let env = TestEnv::new();
+    let repo = env.fixture("branches-and-tags");
+    env.git(&repo.path(), ["repack", "-adq"]);
+    let pack_dir = repo.path().join("objects/pack");
+    let mut last = String::new();
+    for n in 0..140 {
+        let blob = env.git_with_input(
+            &repo.path(),
+            ["hash-object", "-w", "--stdin"],
+            format!("blob number {n}\n").as_bytes(),
+        );
+        let prefix = pack_dir.join("pack");
+        let name = env.git_with_input(
+            &repo.path(),
+            ["pack-objects", "-q", prefix.to_str().unwrap()],
+            blob.as_bytes(),
+        );
+        last = last.max(name.trim_end().to_owned());
+    }
+    // Damage the last of them by name: it is among the packs opened late.
+    let listing = env.git_with_input(
+        &repo.path(),
+        ["show-index"],
+        &std::fs::read(pack_dir.join(format!("pack-{last}.idx"))).unwrap(),
+    );
+    let object = listing.split(' ').nth(1).unwrap().to_owned();
+    // Reachable, so that git would copy it.
+    let tree = env.git_with_input(
+        &repo.path(),
+        ["mktree"],
+        format!("100644 blob {object}\tlate.txt\n").as_bytes(),
+    );
+    let commit = env.git(&repo.path(), ["commit-tree", tree.trim_end(), "-m", "late"]);
+    env.git(
+        &repo.path(),
+        ["update-ref", "refs/heads/late", commit.trim_end()],
+    );
+    let pack = damage_packed_object(&env, &repo.path(), &object);
+    assert!(pack.ends_with(format!("pack-{last}.pack")));
+    let run = env.create(ID, &[&repo]);
+    run.assert_code(1);
+    let error = run.job_error("create", &repo.relative_path);
+    assert!(error.contains(&pack.display().to_string()), "{error}");
+}

@@ -8,9 +8,10 @@
 //! packs, and the bundle is published only once the check has passed.
 //!
 //! Which packs: those present when the bundle is started (just after the
-//! refs snapshot), opened before pack-objects is spawned, so that every
-//! pack git can find for the snapshot's objects is among them, and one a
-//! concurrent repack deletes stays readable to the check. A pack created
+//! refs snapshot), opened before pack-objects is spawned (up to
+//! `OPEN_UP_FRONT`), so that every pack git can find for the snapshot's
+//! objects is among them, and one a concurrent repack deletes stays
+//! readable to the check. A pack created
 //! after that (a push, a repack running alongside) may also be read by
 //! git; it is not checked: git wrote it moments ago from bytes it had
 //! just verified, while the damage checked for is decay at rest.
@@ -47,15 +48,21 @@ pub(super) async fn start(target: &Target, format: ObjectFormat) -> Result<PackC
     // One trip to the blocking pool: open, say so, then check.
     let verdict = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
-        let packs = open_all(&objects)?;
+        let (open, later) = open_packs(&objects)?;
+        let later_count = later.len();
         let _ = opened_tx.send(());
         let mut bytes = 0;
-        for pack in &packs {
+        for pack in &open {
             bytes += pack.check(format, &flag)?;
+        }
+        for files in later {
+            if let Some(pack) = OpenPack::open(files)? {
+                bytes += pack.check(format, &flag)?;
+            }
         }
         // benches/integrity.sh reads this line: the check's own cost.
         tracing::debug!(
-            packs = packs.len(),
+            packs = open.len() + later_count,
             bytes,
             elapsed_us = started.elapsed().as_micros() as u64,
             "source packs checked"
@@ -85,12 +92,25 @@ fn joined(result: Result<Result<(), PackError>, tokio::task::JoinError>) -> Resu
     })
 }
 
-fn open_all(objects: &std::path::Path) -> Result<Vec<OpenPack>, PackError> {
-    let mut open = Vec::new();
-    for files in reusable_packs(objects)? {
+/// Packs opened before git starts, at most: two descriptors each, per
+/// repository being backed up. A repository with more (one housekeeping
+/// has not repacked) has the rest opened as the check reaches them, so a
+/// repack that deletes one before then takes it out of the check.
+const OPEN_UP_FRONT: usize = 128;
+
+/// The packs of `objects` and its alternates: the first `OPEN_UP_FRONT`
+/// opened (a pack already gone is left out: git cannot find it either),
+/// the others listed.
+fn open_packs(
+    objects: &std::path::Path,
+) -> Result<(Vec<OpenPack>, Vec<crate::pack::PackFiles>), PackError> {
+    let mut listed = reusable_packs(objects)?;
+    let later = listed.split_off(listed.len().min(OPEN_UP_FRONT));
+    let mut open = Vec::with_capacity(listed.len());
+    for files in listed {
         open.extend(OpenPack::open(files)?);
     }
-    Ok(open)
+    Ok((open, later))
 }
 
 impl PackCheck {
