@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cost of checking source packs at create (issue #12): gitbak create's wall time against the
-# check's own time (the "source packs checked" debug line: the packs of the repository read
-# once and every entry's CRC32 compared with its .idx), per repository shape. The check runs
+# check's own wall and CPU time (the "source packs checked" debug line: the packs of the
+# repository read once and every entry's CRC32 compared with its .idx), per repository shape. The check runs
 # beside pack-objects, so it costs create time only where it competes for CPU or disk.
 #
 #   benches/integrity.sh             ~300 MB of incompressible blobs (make-large.sh: the bytes
@@ -11,7 +11,10 @@
 # Environment: GITBAK (binary to time; default: cargo build --release of this checkout, into
 # CARGO_TARGET_DIR if set), BENCH_DIR (work directory, kept, fixtures reused; default: a temp
 # dir, removed), RUNS (default 3), SIZE_MB (default 300), COMMITS_MANY (commits of the
-# many-objects repository, 5 objects each; default 40000), TARGET_PERCENT (default 10).
+# many-objects repository, 5 objects each; default 40000), TARGET_PERCENT (default 10),
+# BASELINE_GITBAK (optional: a gitbak without the check, e.g. a release build of the commit
+# before it; its creates alternate with the timed ones and the difference is what the check
+# adds to create time).
 # Exit status: 0 the check stays within TARGET_PERCENT of create time, 1 it does not, 2 a
 # command failed.
 set -euo pipefail
@@ -50,6 +53,12 @@ mkdir -p "$scratch"
 cp "$GITBAK" "$scratch/gitbak"
 gitbak_source=$GITBAK
 GITBAK=$scratch/gitbak
+baseline=
+if [ -n "${BASELINE_GITBAK:-}" ]; then
+	[ -x "$BASELINE_GITBAK" ] || fail "BASELINE_GITBAK=$BASELINE_GITBAK is not executable"
+	cp "$BASELINE_GITBAK" "$scratch/baseline-gitbak"
+	baseline=$scratch/baseline-gitbak
+fi
 
 # fixture DIR SCRIPT REL [VAR=VALUE...]: builds DIR/REL unless DIR/.done exists.
 fixture() {
@@ -76,14 +85,16 @@ echo "  gitbak:   $gitbak_source ($("$GITBAK" --version 2>/dev/null || echo '?')
 echo "  git:      $(git --version)"
 echo "  machine:  $(nproc) CPUs, $(uname -sr); load $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo "  runs:     $RUNS, warm cache, local --path (the fastest create path: the check's largest share)"
+[ -z "$baseline" ] || echo "  baseline: $BASELINE_GITBAK ($("$baseline" --version 2>/dev/null || echo '?')), alternating"
 echo
 printf '%-28s %10s %8s %10s %10s %8s  %s\n' repository "pack MB" objects "create ms" "check ms" share verdict
 status=0
 
-# create_once DIR ROOT RUN: one create, its debug log (with the check's line) in DIR.
+# create_once DIR ROOT RUN [BINARY]: one create, its debug log (with the check's line) in DIR.
 create_once() {
-	GITBAK_LOG=gitbak=debug "$GITBAK" create --path "$1/backup-$3" --storage "default=$2" \
+	GITBAK_LOG=gitbak=debug "${4:-$GITBAK}" create --path "$1/backup-$3" --storage "default=$2" \
 		--id "bench$3" <"$1/jobs.jsonl" >"$1/create.log" 2>"$1/debug-$3.log"
+	rm -rf "$1/backup-$3"
 }
 
 ms() { printf '%s\n' "$@" | awk '{printf "%d ", $1 / 1000}'; }
@@ -92,7 +103,7 @@ ms() { printf '%s\n' "$@" | awk '{printf "%d ", $1 / 1000}'; }
 bench() {
 	local slug=$1 name=$2 root=$3 rel=$4 i line
 	local repo=$root/$rel dir=$scratch/$slug
-	local -a creates=() checks=()
+	local -a creates=() checks=() cpus=() baselines=()
 	mkdir -p "$dir"
 	printf '{"storage_name":"default","relative_path":"%s"}\n' "$rel" >"$dir/jobs.jsonl"
 	for ((i = 1; i <= RUNS; i++)); do
@@ -102,11 +113,17 @@ bench() {
 		line=$(grep 'source packs checked' "$dir/debug-$i.log") || fail "no check line in $dir/debug-$i.log"
 		[[ $line =~ elapsed_us=([0-9]+) ]] || fail "no elapsed_us in: $line"
 		checks+=("${BASH_REMATCH[1]}")
-		rm -rf "$dir/backup-$i"
+		[[ $line =~ cpu_us=([0-9]+) ]] || fail "no cpu_us in: $line"
+		cpus+=("${BASH_REMATCH[1]}")
+		if [ -n "$baseline" ]; then
+			warm "$repo"
+			baselines+=("$(elapsed_us create_once "$dir" "$root" "base$i" "$baseline")")
+		fi
 	done
-	local create check bytes objects share verdict
+	local create check cpu bytes objects share verdict
 	create=$(median "${creates[@]}")
 	check=$(median "${checks[@]}")
+	cpu=$(median "${cpus[@]}")
 	bytes=$(du -cb "$repo"/objects/pack/*.pack | tail -1 | cut -f1)
 	objects=$(git --git-dir="$repo" count-objects -v | awk '/^in-pack:/ {print $2}')
 	share=$(awk -v c="$check" -v t="$create" 'BEGIN {printf "%.1f", 100 * c / t}')
@@ -118,7 +135,14 @@ bench() {
 	fi
 	printf '%-28s %10.1f %8s %10.0f %10.0f %7s%%  %s\n' "$name" "$(awk -v b="$bytes" 'BEGIN {print b / 1048576}')" \
 		"$objects" "$((create / 1000))" "$((check / 1000))" "$share" "$verdict"
-	echo "  runs (ms): create $(ms "${creates[@]}")/ check $(ms "${checks[@]}")"
+	echo "  runs (ms): create $(ms "${creates[@]}")/ check $(ms "${checks[@]}")/ check CPU $(ms "${cpus[@]}")"
+	echo "  check CPU time (its own cost, whatever else runs): $((cpu / 1000)) ms, $(awk -v c="$cpu" -v t="$create" 'BEGIN {printf "%.1f", 100 * c / t}')% of create time"
+	if [ -n "$baseline" ]; then
+		local base added
+		base=$(median "${baselines[@]}")
+		added=$(awk -v c="$create" -v b="$base" 'BEGIN {printf "%+.1f", 100 * (c - b) / b}')
+		echo "  without the check (BASELINE_GITBAK): create $((base / 1000)) ms (runs: $(ms "${baselines[@]}")); with it ${added}%"
+	fi
 }
 
 bench large "large ($SIZE_MB MB blobs)" "$large_root" large.git

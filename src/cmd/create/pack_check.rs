@@ -48,6 +48,7 @@ pub(super) async fn start(target: &Target, format: ObjectFormat) -> Result<PackC
     // One trip to the blocking pool: open, say so, then check.
     let verdict = tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
+        let cpu_started = thread_cpu_us();
         let (open, later) = open_packs(&objects)?;
         let later_count = later.len();
         let _ = opened_tx.send(());
@@ -65,6 +66,7 @@ pub(super) async fn start(target: &Target, format: ObjectFormat) -> Result<PackC
             packs = open.len() + later_count,
             bytes,
             elapsed_us = started.elapsed().as_micros() as u64,
+            cpu_us = thread_cpu_us().saturating_sub(cpu_started),
             "source packs checked"
         );
         Ok(())
@@ -80,6 +82,14 @@ pub(super) async fn start(target: &Target, format: ObjectFormat) -> Result<PackC
         return Err(check.error(source));
     }
     Ok(check)
+}
+
+/// CPU time of this thread: the check runs on one blocking thread, so
+/// this is its own cost, whatever else the machine runs.
+fn thread_cpu_us() -> u64 {
+    let time = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    u64::try_from(time.tv_sec).unwrap_or(0) * 1_000_000
+        + u64::try_from(time.tv_nsec).unwrap_or(0) / 1_000
 }
 
 /// A panicked check is a failed one.
