@@ -45,6 +45,7 @@ Register-ArgumentCompleter -Native -CommandName 'gitbak' -ScriptBlock {
             [CompletionResult]::new('--log-format', '--log-format', [CompletionResultType]::ParameterName, 'Log lines on stdout as text (for a person) or JSON (for log pipelines). Default: text on a terminal, json otherwise')
             [CompletionResult]::new('--id', '--id', [CompletionResultType]::ParameterName, 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it')
             [CompletionResult]::new('--max-chain', '--max-chain', [CompletionResultType]::ParameterName, 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)')
+            [CompletionResult]::new('--lock-timeout', '--lock-timeout', [CompletionResultType]::ParameterName, 'Another run''s lock on a storage (gitbak-locks/ID/STORAGE) older than DURATION (such as 24h, 2d) is stale and replaced')
             [CompletionResult]::new('--part-size', '--part-size', [CompletionResultType]::ParameterName, 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly''s [backup] buffer_size)')
             [CompletionResult]::new('--upload-concurrency', '--upload-concurrency', [CompletionResultType]::ParameterName, 'Parts of one upload in flight at once')
             [CompletionResult]::new('--upload-memory', '--upload-memory', [CompletionResultType]::ParameterName, 'Memory for the part buffers of all uploads together, e.g. 1GiB (default 256 MiB); at least two parts. Uploads wait for room')

@@ -93,7 +93,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__create)
-            opts="-q -v -h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --log-format --quiet --verbose --no-progress --allow-empty --id --discover --incremental --max-chain --part-size --upload-concurrency --upload-memory --immutable --help"
+            opts="-q -v -h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --log-format --quiet --verbose --no-progress --allow-empty --id --discover --incremental --max-chain --lock-timeout --part-size --upload-concurrency --upload-memory --immutable --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -136,6 +136,10 @@ _gitbak() {
                     return 0
                     ;;
                 --max-chain)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

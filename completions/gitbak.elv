@@ -41,6 +41,7 @@ set edit:completion:arg-completer[gitbak] = {|@words|
             cand --log-format 'Log lines on stdout as text (for a person) or JSON (for log pipelines). Default: text on a terminal, json otherwise'
             cand --id 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it'
             cand --max-chain 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)'
+            cand --lock-timeout 'Another run''s lock on a storage (gitbak-locks/ID/STORAGE) older than DURATION (such as 24h, 2d) is stale and replaced'
             cand --part-size 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly''s [backup] buffer_size)'
             cand --upload-concurrency 'Parts of one upload in flight at once'
             cand --upload-memory 'Memory for the part buffers of all uploads together, e.g. 1GiB (default 256 MiB); at least two parts. Uploads wait for room'

@@ -44,6 +44,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l log-format -d '
 json\t''"
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l id -d 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l max-chain -d 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)' -r
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l lock-timeout -d 'Another run\'s lock on a storage (gitbak-locks/ID/STORAGE) older than DURATION (such as 24h, 2d) is stale and replaced' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l part-size -d 'Object storage upload part size, e.g. 16MiB (default 16 MiB, or Gitaly\'s [backup] buffer_size)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-concurrency -d 'Parts of one upload in flight at once' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l upload-memory -d 'Memory for the part buffers of all uploads together, e.g. 1GiB (default 256 MiB); at least two parts. Uploads wait for room' -r

@@ -13,6 +13,7 @@ extern "C" {
 
 fn main() {
     tune_allocator();
+    raise_open_files_limit();
     let invocation = gitbak::cli::Invocation::from_args(std::env::args_os().collect());
     let gitaly_mode = invocation.is_gitaly_mode();
     // GITBAK_LOG wins over the default (`-v`, or none in gitaly mode).
@@ -51,6 +52,20 @@ fn main() {
 /// threshold keeps big buffers in their own mappings, returned to the
 /// kernel when freed, so RSS follows the parts alive.
 /// Other libcs' allocators do not adapt that threshold: nothing to do.
+/// Each repository being backed up holds its packs open while they are
+/// checked (two descriptors a pack), so a repository with hundreds of
+/// packs times `--parallel` can pass the usual soft limit of 1024. The
+/// soft limit is raised to the hard one, as Go's runtime does for
+/// gitaly-backup. Best effort: the old limit stays on failure.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
 fn tune_allocator() {
     #[cfg(target_env = "gnu")]
     // SAFETY: called before any other thread exists; only tunes the allocator.

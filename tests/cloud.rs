@@ -381,3 +381,39 @@ async fn parallel_uploads_share_a_small_upload_memory() {
         );
     }
 }
+
+/// Object storage completes an upload when its body ends: a bundle copied
+/// from a damaged pack must never end, so nothing of it is in the bucket
+/// and the error names the pack (issue #12).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_damaged_pack_leaves_nothing_in_the_bucket() {
+    let moto = Moto::start();
+    moto.create_bucket("backups", false);
+    let url = format!(
+        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
+        moto.endpoint()
+    );
+    let env = TestEnv::new();
+    let damaged = env.fixture("branches-and-tags");
+    let sound = env.fixture("custom-hooks");
+    let noise = crate::create::sources::packed_with_noise(&env, &damaged);
+    let pack = crate::create::sources::damage_packed_object(&env, &damaged.path(), &noise);
+    let run = env
+        .gitbak(["create", "--id", ID, "--path", &url])
+        .storages_of(&[&damaged, &sound])
+        .jobs(&[&damaged, &sound])
+        .envs(MOTO_CREDENTIALS)
+        .run();
+    run.assert_code(1);
+    let error = run.job_error("create", &damaged.relative_path);
+    assert!(error.contains(&pack.display().to_string()), "{error}");
+    let bucket = gitbak::storage::open(&Location::parse(&url).unwrap(), Tuning::default())
+        .await
+        .unwrap();
+    let keys: Vec<String> = objects(bucket).await.into_keys().collect();
+    assert!(
+        !keys.iter().any(|key| key.contains(&damaged.relative_path)),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&sound.manifest_key(ID)), "{keys:?}");
+}

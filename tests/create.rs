@@ -8,6 +8,9 @@ mod crash;
 mod incremental;
 mod jobs;
 mod reliability;
+pub(crate) mod sources;
+#[cfg(feature = "failpoints")]
+mod writers;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;

@@ -123,6 +123,9 @@ pub struct CreateArgs {
     /// With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup).
     #[arg(long, env = "GITBAK_MAX_CHAIN", default_value_t = 14, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_chain: u32,
+    /// Another run's lock on a storage (gitbak-locks/ID/STORAGE) older than DURATION (such as 24h, 2d) is stale and replaced.
+    #[arg(long, env = "GITBAK_LOCK_TIMEOUT", default_value = crate::cmd::create::DEFAULT_LOCK_TIMEOUT, value_name = "DURATION", value_parser = crate::retention::Duration::parse)]
+    pub lock_timeout: crate::retention::Duration,
     #[command(flatten)]
     pub upload: UploadArgs,
 }

@@ -152,6 +152,8 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                     max_chain: args.max_chain,
                     existing_id_fails: false,
                 }),
+                lock_timeout: args.lock_timeout,
+                storages_up_front: Vec::new(),
             };
             session::create(&args.common.output, setup, options, args.discover, cancel).await
         }
@@ -219,11 +221,17 @@ async fn create(
 /// A create over stdin's jobs, or `--discover`'s.
 async fn run_create(
     ctx: &cmd::Context,
-    options: CreateOptions,
+    mut options: CreateOptions,
     discover: bool,
 ) -> anyhow::Result<cmd::create::CreateReport> {
     Ok(if discover {
         let jobs = discovered_jobs(ctx)?;
+        // Locked at the start: a second run is refused before any work.
+        options.storages_up_front = ctx
+            .roots
+            .iter()
+            .filter_map(|(name, _)| crate::layout::StorageName::parse(name).ok())
+            .collect();
         let jobs = preflight(ctx, Intent::Create, jobs.into_iter()).await?;
         cmd::create::run(ctx, options, jobs).await
     } else {

@@ -218,6 +218,13 @@ pub fn backup_id_marker_key(id: &BackupId) -> Key {
     key(format!("{BACKUP_IDS_PREFIX}{id}"))
 }
 
+/// Where a run holds backup `id` of `storage` (`crate::lock`): beside
+/// the backups, under gitbak's own top-level name, which the catalogue
+/// and prune leave alone.
+pub fn lock_key(id: &BackupId, storage: &StorageName) -> Key {
+    key(format!("gitbak-locks/{id}/{storage}"))
+}
+
 /// The backup id a manifest key names, if it is a per-id manifest.
 pub fn backup_id_of_manifest(manifest: &str) -> Option<&str> {
     let name = manifest.rsplit('/').next()?;
@@ -228,6 +235,14 @@ pub fn backup_id_of_manifest(manifest: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lock_keys_are_gitbak_s_own() {
+        let id = BackupId::parse("20240101000000").unwrap();
+        let key = lock_key(&id, &StorageName::parse("nfs-2").unwrap());
+        assert_eq!(key.as_str(), "gitbak-locks/20240101000000/nfs-2");
+        assert_eq!(catalog::classify(key.as_str()), catalog::KeyKind::Gitbak);
+    }
 
     #[test]
     fn manifest_and_step_keys() {

@@ -22,7 +22,7 @@ fn noise(len: usize, mut state: u64) -> Vec<u8> {
 }
 
 /// A commit holding `len` incompressible bytes on `refs/heads/main`.
-fn add_noise(env: &TestEnv, repository: &Path, len: usize) {
+pub(super) fn add_noise(env: &TestEnv, repository: &Path, len: usize) {
     let blob = env.git_with_input(
         repository,
         ["hash-object", "-w", "--stdin"],

@@ -46,6 +46,8 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                     max_chain: args.max_chain,
                     existing_id_fails: rails_16_4_increment(&flags, args.id.is_some()),
                 }),
+                lock_timeout: args.lock_timeout,
+                storages_up_front: Vec::new(),
             };
             crate::cli::create(setup, options, args.discover, log, cancel)
                 .await

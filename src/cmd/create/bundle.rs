@@ -5,15 +5,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::git::bundle::{drain, read_bundle_header, BundleHeader};
+use crate::git::ObjectFormat;
 use crate::layout::manifest::FileDigest;
 use crate::storage::digest::{digest_file, BodyDigest, DigestReader};
 use crate::storage::{self, Key, LocalFiles, StorageError, WriteBehind, WriteMode};
 
+use super::pack_check;
 use super::step::put_small;
 use super::{Context, CreateError, Target};
 
 /// What a step's bundle holds.
 pub(super) struct BundleSpec {
+    /// The repository's: its pack indexes' checksums use it.
+    pub object_format: ObjectFormat,
     pub header: Vec<u8>,
     /// The lines `pack-objects --revs` reads (`<oid>`, `^<oid>`); none for
     /// a header-only bundle, which has no pack at all.
@@ -71,13 +75,24 @@ async fn stream_bundle(
     key: &Key,
     spec: &BundleSpec,
 ) -> Result<BodyDigest, CreateError> {
+    let check = pack_check::start(target, spec.object_format).await?;
     let pack = ctx.git.pack_objects(&target.repository, &revisions(spec))?;
+    let (pack, verdict) = check.guard(pack);
     let header = spec.header.clone();
     let body = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(header), pack);
     let (body, digest) = DigestReader::new(body);
-    ctx.storage
+    let put = ctx
+        .storage
         .put(key, Box::pin(body), WriteMode::CreateOnly)
-        .await?;
+        .await;
+    if put.is_err() {
+        // A damaged source pack is the cause the user must hear of, not
+        // the upload it aborted.
+        if let Some(error) = verdict.failure().await {
+            return Err(error);
+        }
+    }
+    put?;
     Ok(digest.finish())
 }
 
@@ -91,6 +106,7 @@ async fn write_bundle_file(
     key: &Key,
     spec: &BundleSpec,
 ) -> Result<BodyDigest, CreateError> {
+    let check = pack_check::start(target, spec.object_format).await?;
     let header = spec.header.clone();
     let io_error = |error| StorageError::from_io(key.as_str(), error);
     let (owned_files, owned_key) = (files.clone(), key.clone());
@@ -114,16 +130,22 @@ async fn write_bundle_file(
             |offset, len| write_behind.advance(&reader, offset + len),
         )
     });
-    let packed = ctx
-        .git
-        .pack_objects_into(&target.repository, &revisions(spec), out)
-        .await;
+    let packed = async {
+        ctx.git
+            .pack_objects_into(&target.repository, &revisions(spec), out)
+            .await
+            .map_err(|error| bundle_write_error(key, error))
+    };
+    let checked = check.alongside(packed).await;
     drop(finished);
     let digest = hasher
         .await
-        .map_err(|error| io_error(std::io::Error::other(error)))?
-        .map_err(io_error)?;
-    packed.map_err(|error| bundle_write_error(key, error))?;
+        .map_err(|error| io_error(std::io::Error::other(error)));
+    if let Err(error @ CreateError::Pack { .. }) = checked {
+        return Err(error);
+    }
+    let digest = digest?.map_err(io_error)?;
+    checked?;
     crate::failpoint::hit("create-bundle-written");
     storage::blocking(key, move || pending.commit()).await?;
     Ok(digest)

@@ -216,6 +216,7 @@ pub(super) async fn bundle_spec(
         .collect();
     if new_refs.is_empty() {
         return Ok(BundleSpec {
+            object_format: identity.object_format,
             header: increment_bundle_header(identity.object_format, &[], &[]),
             revisions: Vec::new(),
         });
@@ -232,6 +233,7 @@ pub(super) async fn bundle_spec(
     let lines: Vec<&str> = revisions.iter().map(String::as_str).collect();
     let prerequisites = ctx.git.boundary_commits(&target.repository, &lines).await?;
     Ok(BundleSpec {
+        object_format: identity.object_format,
         header: increment_bundle_header(identity.object_format, &prerequisites, &new_refs),
         revisions,
     })

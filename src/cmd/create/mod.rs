@@ -10,6 +10,8 @@
 mod bundle;
 mod earlier_files;
 mod incremental;
+mod lock;
+mod pack_check;
 mod snapshot;
 mod step;
 
@@ -27,6 +29,7 @@ use crate::storage::{self, Key, StorageError, StorageExt, WriteMode};
 
 use self::bundle::BundleSpec;
 use self::incremental::Plan;
+use self::lock::RunLocks;
 use self::snapshot::Snapshot;
 use self::step::{new_step, write_step};
 use super::{admit, Context, RunOptions};
@@ -38,7 +41,15 @@ pub struct CreateOptions {
     /// `--incremental` (gitaly-backup's `-incremental`); `None`: a full
     /// backup of every repository.
     pub incremental: Option<IncrementalOptions>,
+    /// `--lock-timeout`: another run's lock older than this is stale.
+    pub lock_timeout: crate::retention::Duration,
+    /// Storages locked before the first job (`--discover` knows them
+    /// all); others are locked when their first job comes.
+    pub storages_up_front: Vec<StorageName>,
 }
+
+/// `--lock-timeout`'s default: a day, longer than any backup run.
+pub const DEFAULT_LOCK_TIMEOUT: &str = "24h";
 
 #[derive(Debug, Clone)]
 pub struct IncrementalOptions {
@@ -68,6 +79,11 @@ enum CreateError {
     Storage(#[from] StorageError),
     #[error("{0}")]
     Find(#[from] super::backups::FindError),
+    #[error("repository {repository}: {source}")]
+    Pack {
+        repository: String,
+        source: crate::pack::PackError,
+    },
     #[error(
         "{key} exists but no manifest names it: an earlier run with backup id {id} was interrupted \
          and the repository has changed since; delete that directory or use another --id"
@@ -85,17 +101,36 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
         Some(_) => incremental::latest_backup_id(ctx).await,
         None => None,
     };
+    let locks = Arc::new(RunLocks::new(ctx, &options.id, options.lock_timeout));
+    for storage in &options.storages_up_front {
+        // The outcome is kept for the storage's jobs, which report it.
+        let _ = locks.enter(storage).await;
+    }
     let work_ctx = ctx.clone();
     let work_options = options.clone();
+    let work_locks = locks.clone();
     let work: Work = Arc::new(move |job: Job, mut slots: Slots| {
         let (ctx, options, latest_id) = (work_ctx.clone(), work_options.clone(), latest_id.clone());
-        Box::pin(
-            async move { back_up_job(&ctx, &options, latest_id.as_ref(), &job, &mut slots).await },
-        )
+        let locks = work_locks.clone();
+        Box::pin(async move {
+            back_up_job(&ctx, &options, &locks, latest_id.as_ref(), &job, &mut slots).await
+        })
     });
     let report = ctx
         .run_jobs(jobs, options.run.limits, CommandName::Create, work)
         .await;
+    if let Some(storages) = locks.refused_everywhere() {
+        let names: Vec<&str> = storages.iter().map(StorageName::as_str).collect();
+        ctx.progress.run_warning(
+            &format!(
+                "another run holds backup id {} for every storage this run met ({}): nothing was \
+                 backed up; see the failed jobs for who holds it",
+                options.id,
+                names.join(", ")
+            ),
+            &[],
+        );
+    }
     let marker = if report.input_error.is_none()
         && !report.interrupted
         && report.completed + report.already_done > 0
@@ -104,6 +139,8 @@ pub async fn run(ctx: &Context, options: CreateOptions, jobs: impl JobSource) ->
     } else {
         Ok(false)
     };
+    // Failed or interrupted, the run ends here: its locks go.
+    locks.release().await;
     CreateReport {
         run: report,
         marker,
@@ -139,6 +176,7 @@ async fn write_marker(ctx: &Context, id: &BackupId) -> Result<bool, String> {
 async fn back_up_job(
     ctx: &Context,
     options: &CreateOptions,
+    locks: &RunLocks,
     latest_id: Option<&BackupId>,
     job: &Job,
     slots: &mut Slots,
@@ -151,6 +189,9 @@ async fn back_up_job(
         Ok(repository) => repository,
         Err(error) => return Outcome::Failed(error.to_string()),
     };
+    if let Err(why) = locks.enter(&storage_name).await {
+        return Outcome::Failed(why);
+    }
     let manifest_key = layout::manifest_key(&storage_name, &path, &options.id);
     let target = Target {
         storage_name,
@@ -329,6 +370,7 @@ async fn back_up(
         Plan::Full => {
             let step = new_step(target, 1, String::new());
             let bundle = (!refs.is_empty()).then(|| BundleSpec {
+                object_format: identity.object_format,
                 header: full_bundle_header(identity.object_format, &refs),
                 revisions: refs.tips().into_iter().map(str::to_owned).collect(),
             });
