@@ -14,6 +14,7 @@ pub mod failpoint;
 pub mod git;
 pub mod job;
 pub mod layout;
+pub mod metrics;
 pub mod node;
 pub mod retention;
 pub mod storage;
