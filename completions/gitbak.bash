@@ -93,7 +93,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__create)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --discover --incremental --max-chain --part-size --upload-concurrency --immutable --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --metrics-file --id --discover --incremental --max-chain --part-size --upload-concurrency --immutable --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,6 +124,10 @@ _gitbak() {
                     return 0
                     ;;
                 --retries)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -355,7 +359,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__restore)
-            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --id --at --all --help"
+            opts="-h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --metrics-file --id --at --all --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -389,6 +393,10 @@ _gitbak() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -405,7 +413,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__verify)
-            opts="-h --path --gitaly-config --retries --id --at --repository --deep --sample --json --git --help"
+            opts="-h --path --gitaly-config --retries --id --at --repository --deep --sample --json --git --metrics-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -440,6 +448,10 @@ _gitbak() {
                     return 0
                     ;;
                 --git)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

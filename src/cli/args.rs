@@ -55,6 +55,8 @@ pub struct CommonArgs {
     /// Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up.
     #[arg(long, env = "GITBAK_RETRIES", default_value_t = 5, value_name = "N")]
     pub retries: u32,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsArgs,
 }
 
 /// How `create` writes to object storage; restore reads and ignores them.

@@ -8,6 +8,7 @@ pub mod generate;
 pub mod gitaly;
 mod help;
 pub mod list;
+pub mod metrics;
 pub mod output;
 pub mod prune;
 mod table;
@@ -31,6 +32,7 @@ use crate::job::scheduler::{JobSource, RunReport};
 use crate::job::source::JobReader;
 use crate::job::Job;
 use crate::layout::BackupId;
+use crate::metrics::Recorder;
 use output::JsonLog;
 
 pub use args::{CommonArgs, CreateArgs, RestoreArgs, UploadArgs};
@@ -117,7 +119,20 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
         Invocation::Gitbak(cli) => cli,
         Invocation::Gitaly(translated) => return gitaly::run(*translated?, cancel).await,
     };
-    match cli.command {
+    let recorder = metrics::recorder(&cli.command);
+    let result = run_command(cli.command, recorder.clone(), cancel).await;
+    metrics::finish(recorder, &result);
+    result
+}
+
+/// One of gitbak's own commands; `recorder` counts what it does for
+/// `--metrics-file`.
+async fn run_command(
+    command: Command,
+    recorder: Option<Arc<Recorder>>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Status> {
+    match command {
         Command::Create(args) => {
             let run = args.common.run_options()?;
             let id = match &args.id {
@@ -138,6 +153,7 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                 options,
                 args.discover,
                 Arc::new(JsonLog::stdout()),
+                recorder,
                 cancel,
             )
             .await
@@ -158,13 +174,14 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                 options,
                 args.all,
                 Arc::new(JsonLog::stdout()),
+                recorder,
                 cancel,
             )
             .await
         }
         Command::List(args) => list::run(args, cancel).await,
         Command::Prune(args) => prune::run(args, cancel).await,
-        Command::Verify(args) => verify::run(args, cancel).await,
+        Command::Verify(args) => verify::run(args, cancel, recorder).await,
         Command::Completions { shell } => {
             generate::print_completions(shell)?;
             Ok(Status::Success)
@@ -195,9 +212,10 @@ async fn create(
     options: CreateOptions,
     discover: bool,
     log: Arc<JsonLog>,
+    metrics: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
-    let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
+    let ctx = cmd::Context::open(setup, metrics::observed(&log, metrics), cancel).await?;
     let report = if discover {
         let jobs = discovered_jobs(&ctx)?;
         let jobs = preflight(&ctx, Intent::Create, jobs.into_iter()).await?;
@@ -223,9 +241,10 @@ async fn restore(
     options: RestoreOptions,
     all: bool,
     log: Arc<JsonLog>,
+    metrics: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
-    let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
+    let ctx = cmd::Context::open(setup, metrics::observed(&log, metrics), cancel).await?;
     // gitaly-backup fails each repository of an unknown -id (spec §4.6).
     let id = options
         .id

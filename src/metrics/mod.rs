@@ -144,7 +144,7 @@ impl Recorder {
     /// command's last success.
     pub fn write(&self, exit_code: i32) -> Result<(), MetricsFileError> {
         let ended_at = unix_seconds();
-        let duration = self.started.elapsed().as_secs_f64();
+        let duration = (self.started.elapsed().as_millis() as f64) / 1000.0;
         file::update(&self.path, |previous| {
             let previous = text::parse(previous);
             let command = self.command.as_str();

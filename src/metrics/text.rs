@@ -65,6 +65,10 @@ pub fn merge(mut families: Families, command: &str, new: Families) -> Families {
         entry.samples.extend(family.samples);
     }
     families.retain(|_, family| !family.samples.is_empty());
+    // The same order every time, whichever command wrote last.
+    for family in families.values_mut() {
+        family.samples.sort();
+    }
     families
 }
 
@@ -201,7 +205,7 @@ mod tests {
         assert_eq!(
             merged,
             "# HELP gitbak_x New help.\n# TYPE gitbak_x gauge\n\
-             gitbak_x{command=\"verify\"} 2\ngitbak_x{command=\"create\"} 5\n"
+             gitbak_x{command=\"create\"} 5\ngitbak_x{command=\"verify\"} 2\n"
         );
     }
 

@@ -47,7 +47,7 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                     existing_id_fails: rails_16_4_increment(&flags, args.id.is_some()),
                 }),
             };
-            crate::cli::create(setup, options, args.discover, log, cancel)
+            crate::cli::create(setup, options, args.discover, log, None, cancel)
                 .await
                 .context("create")
         }
@@ -69,7 +69,7 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 // found no backup (spec §4.6).
                 remove_when_no_backup: true,
             };
-            crate::cli::restore(setup, options, false, log, cancel)
+            crate::cli::restore(setup, options, false, log, None, cancel)
                 .await
                 .context("restore")
         }
