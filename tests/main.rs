@@ -10,7 +10,7 @@
 //! `compat` (pointer and legacy layouts, HEAD and hooks as gitaly wrote
 //! them, and gitbak backups read by gitaly-backup's algorithm), `history`
 //! (ten incremental backups of a changing repository), `list`, `prune` and
-//! `verify` (what a location holds, retention, and whether it restores), `requirements` (the git version
+//! `verify` (what a location holds, retention, and whether it restores), `metrics` (`--metrics-file`), `requirements` (the git version
 //! gitbak needs), `generated` (completions, man pages and `--help`
 //! examples), `readme` (the README's quick start and options table), and
 //! `regression` (compatibility with backups gitaly-backup
@@ -28,6 +28,7 @@ mod gitaly_mode;
 mod history;
 mod intake;
 mod list;
+mod metrics;
 mod preflight;
 mod prune;
 mod readme;
