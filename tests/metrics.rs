@@ -12,9 +12,12 @@ use prometheus_parse::{Scrape, Value};
 
 use crate::support::{Repo, Run, TestEnv};
 
+/// Samples by metric name and sorted labels.
+type Samples = BTreeMap<(String, Vec<(String, String)>), f64>;
+
 /// The file's samples as `(name, labels) -> value`; panics unless every
 /// sample line parses, with HELP and TYPE for each metric.
-fn read(path: &Path) -> BTreeMap<(String, Vec<(String, String)>), f64> {
+fn read(path: &Path) -> Samples {
     let text = std::fs::read_to_string(path).unwrap();
     let scrape = Scrape::parse(text.lines().map(|line| Ok(line.to_owned()))).unwrap();
     let sample_lines = text.lines().filter(|line| !line.starts_with('#')).count();
@@ -54,12 +57,7 @@ fn read(path: &Path) -> BTreeMap<(String, Vec<(String, String)>), f64> {
 }
 
 /// The value of `name` for `command` with the extra `labels`, if any.
-fn value(
-    samples: &BTreeMap<(String, Vec<(String, String)>), f64>,
-    name: &str,
-    command: &str,
-    labels: &[(&str, &str)],
-) -> Option<f64> {
+fn value(samples: &Samples, name: &str, command: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let mut wanted: Vec<(String, String)> = labels
         .iter()
         .chain(&[("command", command)])
