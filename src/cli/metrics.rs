@@ -2,7 +2,9 @@
 //! command's run gets when it is set, and writing the file when the run
 //! ends, however it ends (success, failure, a start-up error, an
 //! interrupt). Command-line errors clap reports itself (an unknown
-//! option) end the program before this and write nothing.
+//! option), and in gitaly mode a command line gitaly-backup would refuse,
+//! end the program before this and write nothing. Gitaly mode reads the
+//! path from `GITBAK_METRICS_FILE` (backup.rake passes no gitbak flags).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,19 +45,31 @@ pub(super) fn observed(log: &Arc<JsonLog>, recorder: Option<Arc<Recorder>>) -> A
     }
 }
 
-/// Writes the file with the exit code the run ends with. A file that
-/// cannot be written is reported on stderr and leaves the exit code
-/// alone: the code tells the run's own outcome, and a file not updated
-/// shows as a missed success (and an old `node_textfile_mtime_seconds`).
-pub(super) fn finish(recorder: Option<Arc<Recorder>>, result: &anyhow::Result<Status>) {
+/// Writes the file with the exit code the run ends with (gitaly mode's
+/// when `gitaly`, as the process exits with it). A file that cannot be
+/// written is reported on stderr (only with `GITBAK_LOG` in gitaly mode,
+/// whose stderr stays empty) and leaves the exit code alone: the code
+/// tells the run's own outcome, and a file not updated shows as a missed
+/// success (and an old `node_textfile_mtime_seconds`).
+pub(super) fn finish(
+    recorder: Option<Arc<Recorder>>,
+    result: &anyhow::Result<Status>,
+    gitaly: bool,
+) {
     let Some(recorder) = recorder else {
         return;
     };
-    let code = match result {
-        Ok(status) => status.code(),
-        Err(error) => crate::exit::code_for_error(error),
+    let code = match (result, gitaly) {
+        (Ok(status), false) => status.code(),
+        (Ok(status), true) => crate::exit::gitaly_code(*status),
+        (Err(error), false) => crate::exit::code_for_error(error),
+        (Err(error), true) => crate::exit::code_for_gitaly_error(error),
     };
     if let Err(error) = recorder.write(code) {
-        eprintln!("gitbak: {error}");
+        if gitaly {
+            tracing::error!("{error}");
+        } else {
+            eprintln!("gitbak: {error}");
+        }
     }
 }

@@ -117,11 +117,17 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
     spawn_signal_handler(cancel.clone());
     let cli = match invocation {
         Invocation::Gitbak(cli) => cli,
-        Invocation::Gitaly(translated) => return gitaly::run(*translated?, cancel).await,
+        Invocation::Gitaly(translated) => {
+            let translated = *translated?;
+            let recorder = metrics::recorder(&translated.cli.command);
+            let result = gitaly::run(translated, recorder.clone(), cancel).await;
+            metrics::finish(recorder, &result, true);
+            return result;
+        }
     };
     let recorder = metrics::recorder(&cli.command);
     let result = run_command(cli.command, recorder.clone(), cancel).await;
-    metrics::finish(recorder, &result);
+    metrics::finish(recorder, &result, false);
     result
 }
 
