@@ -318,3 +318,56 @@ fn verify_shares_the_file_and_reports_what_it_found_broken() {
         Some(1.0)
     );
 }
+
+/// GitLab's backup.rake cannot pass gitbak's flags: gitaly mode reads
+/// `GITBAK_METRICS_FILE`, and records gitaly mode's exit status (1, not 2,
+/// for a configuration error).
+#[test]
+fn gitaly_mode_writes_the_file_named_in_the_environment() {
+    let env = TestEnv::new();
+    let repo = env.fixture("branches-and-tags");
+    let path = metrics_file(&env);
+    let gitaly = |storage: &str| {
+        env.gitaly_backup(["create", "-path"])
+            .args([env.backups()])
+            .env("GITBAK_STORAGE", storage)
+            .env("GITBAK_METRICS_FILE", path.to_str().unwrap())
+            .stdin(job_line(&repo))
+            .run()
+    };
+    gitaly(&repo.storage_arg()).assert_success();
+    let samples = read(&path);
+    assert_eq!(
+        value(&samples, "gitbak_last_run_success", "create", &[]),
+        Some(1.0)
+    );
+    let completed = [("storage", "default"), ("result", "completed")];
+    assert_eq!(
+        value(
+            &samples,
+            "gitbak_last_run_repositories",
+            "create",
+            &completed
+        ),
+        Some(1.0)
+    );
+
+    let run = gitaly("default=/nonexistent/storage");
+    run.assert_code(1);
+    assert_eq!(run.stderr, "", "gitaly mode's stderr stays empty");
+    let samples = read(&path);
+    assert_eq!(
+        value(&samples, "gitbak_last_run_exit_code", "create", &[]),
+        Some(1.0)
+    );
+    assert!(
+        value(
+            &samples,
+            "gitbak_last_success_timestamp_seconds",
+            "create",
+            &[]
+        )
+        .unwrap()
+            > 0.0
+    );
+}
