@@ -134,6 +134,21 @@ fn a_failed_create_keeps_the_last_success() {
         Some(1.0)
     );
 
+    // Every file of the step: the bundle, the refs file (and hooks, if any).
+    let step_dir = env.backup_file(&format!(
+        "{}/{}/20260101000000",
+        repo.storage_name, repo.relative_path
+    ));
+    let written: u64 = std::fs::read_dir(step_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(written > 0);
+    assert_eq!(
+        value(&samples, "gitbak_last_run_bytes_written", "create", &[]),
+        Some(written as f64)
+    );
+
     // The same id again: done already (skipped), and a job that cannot be
     // backed up (its path leaves the storage).
     let jobs = format!(

@@ -27,6 +27,9 @@ pub struct Completion {
     pub backup_id: Option<String>,
     /// When that backup was taken, RFC 3339.
     pub backup_time: Option<String>,
+    /// Bytes a create wrote to the location for this repository (its new
+    /// step's files), for the metrics; not logged.
+    pub bytes_written: Option<u64>,
 }
 
 #[derive(Debug)]

@@ -71,6 +71,8 @@ struct Counts {
     /// Jobs started, by storage; those with no result were interrupted.
     started: BTreeMap<String, u64>,
     results: BTreeMap<(String, JobResult), u64>,
+    /// Create: the bytes of the files written, summed over its repositories.
+    bytes_written: u64,
     verify: Option<VerifyCounts>,
 }
 
@@ -131,7 +133,11 @@ impl Recorder {
                 *self.lock().started.entry(storage).or_default() += 1;
                 return;
             }
-            Event::Completed { .. } => JobResult::Completed,
+            Event::Completed { details } => {
+                let bytes = details.and_then(|details| details.bytes_written);
+                self.lock().bytes_written += bytes.unwrap_or(0);
+                JobResult::Completed
+            }
             Event::Skipped { .. } => JobResult::Skipped,
             Event::Failed { .. } => JobResult::Failed,
             Event::Warning { .. } => return,
@@ -246,6 +252,13 @@ fn families(command: MetricsCommand, run: &RunValues, counts: &Counts) -> Famili
                 interrupted as f64,
             ));
         }
+    }
+    if command == "create" {
+        gauge(
+            "gitbak_last_run_bytes_written",
+            "Bytes the last create wrote to the backup location (bundles, refs files, hooks archives).",
+            one(counts.bytes_written as f64),
+        );
     }
     gauge(
         "gitbak_last_run_repositories",

@@ -29,10 +29,16 @@ fn events_are_counted_by_storage_and_result_and_passed_on() {
     let recorder = Recorder::start(MetricsCommand::Create, PathBuf::from("unused.prom"));
     let progress = recorder.observe(seen.clone());
     let command = CommandName::Create;
+    let written = crate::job::progress::Completion {
+        bytes_written: Some(4096),
+        ..Default::default()
+    };
     for (job, end) in [
         (
             job("default", "a.git"),
-            Some(Event::Completed { details: None }),
+            Some(Event::Completed {
+                details: Some(&written),
+            }),
         ),
         (
             job("default", "b.git"),
@@ -63,6 +69,10 @@ fn events_are_counted_by_storage_and_result_and_passed_on() {
         .lines()
         .filter(|line| line.starts_with("gitbak_last_run_repositories{"))
         .collect();
+    assert!(
+        rendered.contains("\ngitbak_last_run_bytes_written{command=\"create\"} 4096\n"),
+        "{rendered}"
+    );
     assert_eq!(
         repositories,
         [

@@ -156,6 +156,7 @@ fn completed_lines_name_the_backup_in_gitbak_style_only() {
     let details = Completion {
         backup_id: Some("20240101000000".into()),
         backup_time: Some("2024-01-01T00:00:05Z".into()),
+        ..Completion::default()
     };
     let mut lines = Vec::new();
     for gitaly in [false, true] {

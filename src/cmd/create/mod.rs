@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::git::bundle::full_bundle_header;
-use crate::job::progress::CommandName;
+use crate::job::progress::{CommandName, Completion};
 use crate::job::scheduler::{JobSource, Outcome, RunReport, Slots, Work};
 use crate::job::Job;
 use crate::layout::manifest::{FileDigest, GitbakInfo, Manifest};
@@ -183,7 +183,10 @@ async fn back_up_job(
         Err(error) => return Outcome::Failed(error.to_string()),
     }
     match back_up(ctx, options, latest_id, &target, slots).await {
-        Ok(()) => Outcome::Completed,
+        Ok(bytes_written) => Outcome::CompletedWith(Completion {
+            bytes_written: Some(bytes_written),
+            ..Completion::default()
+        }),
         Err(error) => Outcome::Failed(error.to_string()),
     }
 }
@@ -273,7 +276,7 @@ async fn back_up(
     latest_id: Option<&BackupId>,
     target: &Target,
     slots: &mut Slots,
-) -> Result<(), CreateError> {
+) -> Result<u64, CreateError> {
     // The base is looked up while the repository is read: both are needed
     // before anything else, and an unchanged repository is little more.
     let (snapshot, base) = match &options.incremental {
@@ -303,7 +306,7 @@ async fn back_up(
                 gitbak: Some(gitbak_info(checked_at, "", Vec::new())),
                 ..Manifest::default()
             };
-            return write_manifest(ctx, target, &manifest).await;
+            return write_manifest(ctx, target, &manifest).await.map(|()| 0);
         }
     };
     let plan = match &options.incremental {
@@ -318,12 +321,12 @@ async fn back_up(
         None => Plan::Full,
     };
     let info = |files| gitbak_info(read_at, identity.ref_format.name(), files);
-    let (steps, files, empty) = match plan {
+    let (steps, files, empty, written) = match plan {
         Plan::Reuse(base) => {
             tracing::debug!(repository = %target.path, "unchanged since its last backup: no new step");
             slots.release();
             let files = layout::chain::base_files(&base);
-            (base.steps, files, base.empty)
+            (base.steps, files, base.empty, 0)
         }
         Plan::Full => {
             let step = new_step(target, 1, String::new());
@@ -332,18 +335,20 @@ async fn back_up(
                 revisions: refs.tips().into_iter().map(str::to_owned).collect(),
             });
             let files = write_step(ctx, target, &step, &refs, hooks, bundle).await?;
-            (vec![step], files, refs.is_empty())
+            let written = bytes(&files);
+            (vec![step], files, refs.is_empty(), written)
         }
         Plan::Increment { base, previous } => {
             let last = base.steps.last().map(|step| step.ref_path.clone());
             let step = new_step(target, base.steps.len() + 1, last.unwrap_or_default());
             let bundle = incremental::bundle_spec(ctx, target, &identity, &refs, &previous).await?;
             let written = write_step(ctx, target, &step, &refs, hooks, Some(bundle)).await?;
+            let written_bytes = bytes(&written);
             let mut files = layout::chain::base_files(&base);
             files.extend(written);
             let mut steps = base.steps;
             steps.push(step);
-            (steps, files, false)
+            (steps, files, false, written_bytes)
         }
     };
     let manifest = Manifest {
@@ -354,7 +359,13 @@ async fn back_up(
         steps,
         gitbak: Some(info(files)),
     };
-    write_manifest(ctx, target, &manifest).await
+    write_manifest(ctx, target, &manifest).await?;
+    Ok(written)
+}
+
+/// The bytes of the files a step wrote.
+fn bytes(files: &[FileDigest]) -> u64 {
+    files.iter().map(|file| file.size).sum()
 }
 
 /// `created_at` is when the refs were read (`read_at`, Unix seconds).

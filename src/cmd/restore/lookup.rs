@@ -57,5 +57,6 @@ pub(super) fn completion(found: &FoundManifest) -> Completion {
     Completion {
         backup_id: found.backup_id.as_ref().map(BackupId::to_string),
         backup_time: found.backup_time().map(|time| time.to_string()),
+        ..Completion::default()
     }
 }
