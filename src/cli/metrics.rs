@@ -11,7 +11,6 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::output::JsonLog;
 use super::Command;
 use crate::exit::Status;
 use crate::job::progress::Progress;
@@ -37,11 +36,15 @@ pub(super) fn recorder(command: &Command) -> Option<Arc<Recorder>> {
     Some(Recorder::start(name, path))
 }
 
-/// The run's progress: the log, counted by the recorder if there is one.
-pub(super) fn observed(log: &Arc<JsonLog>, recorder: Option<Arc<Recorder>>) -> Arc<dyn Progress> {
+/// The run's progress (the log, a console), counted by the recorder if
+/// there is one.
+pub(super) fn observed(
+    progress: Arc<dyn Progress>,
+    recorder: Option<Arc<Recorder>>,
+) -> Arc<dyn Progress> {
     match recorder {
-        Some(recorder) => recorder.observe(log.clone()),
-        None => log.clone(),
+        Some(recorder) => recorder.observe(progress),
+        None => progress,
     }
 }
 

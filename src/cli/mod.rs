@@ -221,7 +221,7 @@ async fn create(
     metrics: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
-    let ctx = cmd::Context::open(setup, metrics::observed(&log, metrics), cancel).await?;
+    let ctx = cmd::Context::open(setup, metrics::observed(log.clone(), metrics), cancel).await?;
     let report = if discover {
         let jobs = discovered_jobs(&ctx)?;
         let jobs = preflight(&ctx, Intent::Create, jobs.into_iter()).await?;
@@ -250,7 +250,7 @@ async fn restore(
     metrics: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
-    let ctx = cmd::Context::open(setup, metrics::observed(&log, metrics), cancel).await?;
+    let ctx = cmd::Context::open(setup, metrics::observed(log.clone(), metrics), cancel).await?;
     // gitaly-backup fails each repository of an unknown -id (spec §4.6).
     let id = options
         .id
