@@ -319,6 +319,17 @@ fn verify_shares_the_file_and_reports_what_it_found_broken() {
         Some(1.0)
     );
     assert!(value(&samples, "gitbak_last_run_broken_files", "verify", &[]).unwrap() >= 1.0);
+    let default = [("storage", "default")];
+    for name in [
+        "gitbak_last_run_checked_repositories_by_storage",
+        "gitbak_last_run_broken_repositories_by_storage",
+    ] {
+        assert_eq!(
+            value(&samples, name, "verify", &default),
+            Some(1.0),
+            "{name}"
+        );
+    }
     assert_eq!(
         value(
             &samples,

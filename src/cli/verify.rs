@@ -102,7 +102,7 @@ pub async fn run(
         report => report?,
     };
     if let Some(metrics) = &metrics {
-        metrics.set_verify(&report.counts);
+        metrics.set_verify(&report);
     }
     let text = if args.json {
         let mut json = serde_json::to_string_pretty(&report)?;

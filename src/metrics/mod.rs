@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::cmd::verify::VerifyCounts;
+use crate::cmd::verify::{VerifyCounts, VerifyReport};
 use crate::job::progress::{CommandName, Event, Progress};
 use crate::job::Job;
 use crate::layout::StorageName;
@@ -74,6 +74,8 @@ struct Counts {
     /// Create: the bytes of the files written, summed over its repositories.
     bytes_written: u64,
     verify: Option<VerifyCounts>,
+    /// Verify: repositories checked by storage, and how many of them broken.
+    verified: BTreeMap<String, (u64, u64)>,
 }
 
 /// One run's metrics, gathered while it runs.
@@ -110,9 +112,21 @@ impl Recorder {
         })
     }
 
-    /// What verify checked and found broken.
-    pub fn set_verify(&self, counts: &VerifyCounts) {
-        self.lock().verify = Some(counts.clone());
+    /// What verify checked and found broken, in all and by storage.
+    pub fn set_verify(&self, report: &VerifyReport) {
+        let mut broken_by_repository: BTreeMap<(&str, &str), bool> = BTreeMap::new();
+        for backup in &report.backups {
+            *broken_by_repository
+                .entry((backup.storage.as_str(), backup.relative_path.as_str()))
+                .or_default() |= !backup.is_sound();
+        }
+        let mut counts = self.lock();
+        counts.verify = Some(report.counts.clone());
+        for ((storage, _), broken) in broken_by_repository {
+            let entry = counts.verified.entry(storage_label(storage)).or_default();
+            entry.0 += 1;
+            entry.1 += u64::from(broken);
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
@@ -122,12 +136,7 @@ impl Recorder {
     }
 
     fn count(&self, job: &Job, event: &Event<'_>) {
-        // Job lines name their storage; one that is not a valid name
-        // must not add a series per typo.
-        let storage = match StorageName::parse(&job.storage_name) {
-            Ok(_) => job.storage_name.clone(),
-            Err(_) => "(invalid)".to_owned(),
-        };
+        let storage = storage_label(&job.storage_name);
         let result = match event {
             Event::Started => {
                 *self.lock().started.entry(storage).or_default() += 1;
@@ -305,8 +314,34 @@ fn families(command: MetricsCommand, run: &RunValues, counts: &Counts) -> Famili
         ] {
             gauge(name, help, one(value));
         }
+        let by_storage = |pick: fn(&(u64, u64)) -> u64| {
+            counts
+                .verified
+                .iter()
+                .map(|(storage, counts)| (vec![("storage", storage.as_str())], pick(counts) as f64))
+                .collect()
+        };
+        gauge(
+            "gitbak_last_run_checked_repositories_by_storage",
+            "Repositories verify checked, by storage.",
+            by_storage(|(checked, _)| *checked),
+        );
+        gauge(
+            "gitbak_last_run_broken_repositories_by_storage",
+            "Repositories with a broken backup, by storage.",
+            by_storage(|(_, broken)| *broken),
+        );
     }
     families
+}
+
+/// A storage name as the `storage` label shows it. Job lines name their
+/// storage; one that is not a valid name must not add a series per typo.
+fn storage_label(name: &str) -> String {
+    match StorageName::parse(name) {
+        Ok(_) => name.to_owned(),
+        Err(_) => "(invalid)".to_owned(),
+    }
 }
 
 /// A run's progress, counted by a `Recorder` on its way to the log.

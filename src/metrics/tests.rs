@@ -98,6 +98,7 @@ fn a_run_renders_its_outcome_and_verify_its_counts() {
             broken_files: 1,
             ..VerifyCounts::default()
         }),
+        verified: BTreeMap::from([("default".to_owned(), (3, 1))]),
         ..Counts::default()
     };
     let rendered = text::render(&families(
@@ -114,6 +115,8 @@ fn a_run_renders_its_outcome_and_verify_its_counts() {
         "gitbak_last_success_timestamp_seconds{command=\"verify\"} 1600000000",
         "gitbak_last_run_checked_bytes{command=\"verify\"} 5",
         "gitbak_last_run_broken_files{command=\"verify\"} 1",
+        "gitbak_last_run_checked_repositories_by_storage{command=\"verify\",storage=\"default\"} 3",
+        "gitbak_last_run_broken_repositories_by_storage{command=\"verify\",storage=\"default\"} 1",
     ] {
         assert!(rendered.lines().any(|l| l == line), "{line}\n{rendered}");
     }
