@@ -93,7 +93,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__create)
-            opts="-q -v -h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --log-format --quiet --verbose --no-progress --allow-empty --id --discover --incremental --max-chain --lock-timeout --part-size --upload-concurrency --upload-memory --immutable --help"
+            opts="-q -v -h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --log-format --quiet --verbose --no-progress --allow-empty --metrics-file --id --discover --incremental --max-chain --lock-timeout --part-size --upload-concurrency --upload-memory --immutable --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -129,6 +129,10 @@ _gitbak() {
                     ;;
                 --log-format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --id)
@@ -367,7 +371,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__restore)
-            opts="-q -v -h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --log-format --quiet --verbose --no-progress --allow-empty --id --at --all --help"
+            opts="-q -v -h --path --parallel --parallel-storage --storage --gitaly-config --local-storages-only --git --retries --log-format --quiet --verbose --no-progress --allow-empty --metrics-file --id --at --all --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -405,6 +409,10 @@ _gitbak() {
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --id)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -421,7 +429,7 @@ _gitbak() {
             return 0
             ;;
         gitbak__subcmd__verify)
-            opts="-h --path --gitaly-config --retries --id --at --repository --deep --sample --json --git --help"
+            opts="-h --path --gitaly-config --retries --id --at --repository --deep --sample --json --git --metrics-file --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -456,6 +464,10 @@ _gitbak() {
                     return 0
                     ;;
                 --git)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

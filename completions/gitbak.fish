@@ -42,6 +42,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l git -d 'The git
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l log-format -d 'Log lines on stdout as text (for a person) or JSON (for log pipelines). Default: text on a terminal, json otherwise' -r -f -a "text\t''
 json\t''"
+complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l metrics-file -d 'Write a Prometheus textfile for node_exporter here at the end of the run (atomically; other commands\' series in it are kept)' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l id -d 'Backup id. Default: the UTC time as YYYYMMDDhhmmss. Rerunning an id resumes it' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l max-chain -d 'With --incremental: a chain of this many steps starts a new full backup (as do increments larger than the full backup)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand create" -l lock-timeout -d 'Another run\'s lock on a storage (gitbak-locks/ID/STORAGE) older than DURATION (such as 24h, 2d) is stale and replaced' -r
@@ -66,6 +67,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l git -d 'The gi
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l retries -d 'Retries of a failed object storage request (timeouts, 5xx, throttling) before giving up' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l log-format -d 'Log lines on stdout as text (for a person) or JSON (for log pipelines). Default: text on a terminal, json otherwise' -r -f -a "text\t''
 json\t''"
+complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l metrics-file -d 'Write a Prometheus textfile for node_exporter here at the end of the run (atomically; other commands\' series in it are kept)' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l id -d 'Backup id to restore. Default: the latest backup of each repository' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l at -d 'Restore each repository\'s newest backup taken at or before TIME: RFC 3339 (2024-01-01T12:00:00Z, or with an offset) or YYYYMMDDhhmmss in UTC' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand restore" -l local-storages-only -d 'Skip, with a log line, jobs whose storage is not configured on this node'
@@ -104,6 +106,7 @@ complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l at -d 'Verify e
 complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l repository -d 'Verify only this repository: STORAGE:PATH, as in a job line (default:@hashed/6b/86/6b86...git)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l sample -d 'Verify N repositories picked at random (after --id, --at and --repository)' -r
 complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l git -d 'The git --deep runs (2.45 or newer)' -r -F
+complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l metrics-file -d 'Write a Prometheus textfile for node_exporter here at the end of the run (atomically; other commands\' series in it are kept)' -r -F
 complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l deep -d 'Also restore each backup into a scratch directory under $TMPDIR (removed after), proving its bundles, chain and refs'
 complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -l json -d 'Print JSON (schema in the README) instead of a table'
 complete -c gitbak -n "__fish_gitbak_using_subcommand verify" -s h -l help -d 'Print help'

@@ -15,6 +15,7 @@ pub mod git;
 pub mod job;
 pub mod layout;
 pub mod lock;
+pub mod metrics;
 pub mod node;
 pub mod pack;
 pub mod retention;

@@ -12,7 +12,8 @@
 //! (ten incremental backups of a changing repository), `list`, `prune` and
 //! `verify` (what a location holds, retention, and whether it restores),
 //! `output` (progress in a pseudo-terminal, log formats, the summary,
-//! interrupting), `preflight` (mistakes caught once at start),
+//! interrupting), `preflight` (mistakes caught once at start), `metrics`
+//! (`--metrics-file`),
 //! `requirements` (the git version
 //! gitbak needs), `generated` (completions, man pages and `--help`
 //! examples), `readme` (the README's quick start and options table), and
@@ -31,6 +32,7 @@ mod gitaly_mode;
 mod history;
 mod intake;
 mod list;
+mod metrics;
 mod output;
 mod preflight;
 mod prune;

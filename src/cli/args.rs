@@ -59,6 +59,8 @@ pub struct CommonArgs {
     pub retries: u32,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsArgs,
 }
 
 /// How a run reports: the log's format and detail, the progress display,

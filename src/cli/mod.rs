@@ -8,6 +8,7 @@ pub mod generate;
 pub mod gitaly;
 mod help;
 pub mod list;
+pub mod metrics;
 pub mod output;
 pub mod prune;
 mod session;
@@ -32,6 +33,7 @@ use crate::job::scheduler::{JobSource, RunReport};
 use crate::job::source::JobReader;
 use crate::job::Job;
 use crate::layout::BackupId;
+use crate::metrics::Recorder;
 use output::Log;
 
 pub use args::{CommonArgs, CreateArgs, RestoreArgs, UploadArgs};
@@ -135,9 +137,28 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
     spawn_signal_handler(cancel.clone());
     let cli = match invocation {
         Invocation::Gitbak(cli) => cli,
-        Invocation::Gitaly(translated) => return gitaly::run(*translated?, cancel).await,
+        Invocation::Gitaly(translated) => {
+            let translated = *translated?;
+            let recorder = metrics::recorder(&translated.cli.command);
+            let result = gitaly::run(translated, recorder.clone(), cancel).await;
+            metrics::finish(recorder, &result, true);
+            return result;
+        }
     };
-    match cli.command {
+    let recorder = metrics::recorder(&cli.command);
+    let result = run_command(cli.command, recorder.clone(), cancel).await;
+    metrics::finish(recorder, &result, false);
+    result
+}
+
+/// One of gitbak's own commands; `recorder` counts what it does for
+/// `--metrics-file`.
+async fn run_command(
+    command: Command,
+    recorder: Option<Arc<Recorder>>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Status> {
+    match command {
         Command::Create(args) => {
             let run = args.common.run_options()?;
             let id = match &args.id {
@@ -155,7 +176,15 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                 lock_timeout: args.lock_timeout,
                 storages_up_front: Vec::new(),
             };
-            session::create(&args.common.output, setup, options, args.discover, cancel).await
+            session::create(
+                &args.common.output,
+                setup,
+                options,
+                args.discover,
+                recorder,
+                cancel,
+            )
+            .await
         }
         Command::Restore(args) => {
             let run = args.common.run_options()?;
@@ -168,11 +197,19 @@ pub async fn run(invocation: Invocation) -> anyhow::Result<Status> {
                 remove_all_repositories: Vec::new(),
                 remove_when_no_backup: false,
             };
-            session::restore(&args.common.output, setup, options, args.all, cancel).await
+            session::restore(
+                &args.common.output,
+                setup,
+                options,
+                args.all,
+                recorder,
+                cancel,
+            )
+            .await
         }
         Command::List(args) => list::run(args, cancel).await,
         Command::Prune(args) => prune::run(args, cancel).await,
-        Command::Verify(args) => verify::run(args, cancel).await,
+        Command::Verify(args) => verify::run(args, cancel, recorder).await,
         Command::Completions { shell } => {
             generate::print_completions(shell)?;
             Ok(Status::Success)
@@ -203,9 +240,10 @@ async fn create(
     options: CreateOptions,
     discover: bool,
     log: Arc<Log>,
+    metrics: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
-    let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
+    let ctx = cmd::Context::open(setup, metrics::observed(log.clone(), metrics), cancel).await?;
     let report = run_create(&ctx, options, discover).await?;
     if let Err(error) = &report.marker {
         log.line(
@@ -245,9 +283,10 @@ async fn restore(
     setup: cmd::Setup,
     options: RestoreOptions,
     log: Arc<Log>,
+    metrics: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
-    let ctx = cmd::Context::open(setup, log.clone(), cancel).await?;
+    let ctx = cmd::Context::open(setup, metrics::observed(log.clone(), metrics), cancel).await?;
     let Some(report) = run_restore(&ctx, options, false, &log).await? else {
         return Ok(Status::Interrupted);
     };

@@ -20,6 +20,7 @@ use crate::cmd::restore::RestoreOptions;
 use crate::exit::{Status, UsageError};
 use crate::job::progress::CommandName;
 use crate::job::scheduler::RunReport;
+use crate::metrics::Recorder;
 
 /// What create and restore say when started at a terminal with nothing
 /// piped in, instead of waiting for input nobody will type.
@@ -126,13 +127,15 @@ pub async fn create(
     setup: cmd::Setup,
     options: CreateOptions,
     discover: bool,
+    recorder: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     if !discover {
         check_stdin(CommandName::Create)?;
     }
     let output = Output::new(args, CommandName::Create, discover);
-    let ctx = cmd::Context::open(setup, output.console.clone(), cancel).await?;
+    let progress = super::metrics::observed(output.console.clone(), recorder);
+    let ctx = cmd::Context::open(setup, progress, cancel).await?;
     let id = options.id.clone();
     let mut fields = Map::new();
     fields.insert("backup_id".into(), id.to_string().into());
@@ -164,13 +167,15 @@ pub async fn restore(
     setup: cmd::Setup,
     options: RestoreOptions,
     all: bool,
+    recorder: Option<Arc<Recorder>>,
     cancel: CancellationToken,
 ) -> anyhow::Result<Status> {
     if !all {
         check_stdin(CommandName::Restore)?;
     }
     let output = Output::new(args, CommandName::Restore, all);
-    let ctx = cmd::Context::open(setup, output.console.clone(), cancel).await?;
+    let progress = super::metrics::observed(output.console.clone(), recorder);
+    let ctx = cmd::Context::open(setup, progress, cancel).await?;
     let Some(report) = super::run_restore(&ctx, options, all, output.log()).await? else {
         return Ok(Status::Interrupted);
     };

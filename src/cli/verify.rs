@@ -3,6 +3,7 @@
 //! 3 something broken).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +15,7 @@ use crate::exit::Status;
 use crate::layout::catalog::Repository;
 use crate::layout::time::{parse_point_in_time, Timestamp};
 use crate::layout::BackupId;
+use crate::metrics::Recorder;
 
 pub const EXAMPLES: &str = "Examples:
   # Every repository's latest backup: files there, sizes and SHA-256 right:
@@ -52,6 +54,8 @@ pub struct VerifyArgs {
     /// The git --deep runs (2.45 or newer).
     #[arg(long, env = "GITBAK_GIT", default_value = "git", value_name = "PATH")]
     pub git: PathBuf,
+    #[command(flatten)]
+    pub metrics: super::metrics::MetricsArgs,
 }
 
 fn parse_backup_id(text: &str) -> Result<BackupId, String> {
@@ -83,7 +87,11 @@ fn fresh_seed() -> u64 {
     nanos ^ (u64::from(std::process::id()) << 32)
 }
 
-pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> anyhow::Result<Status> {
+pub async fn run(
+    args: VerifyArgs,
+    cancel: CancellationToken,
+    metrics: Option<Arc<Recorder>>,
+) -> anyhow::Result<Status> {
     let ctx = args
         .location
         .open_with_git(args.git.clone(), cancel)
@@ -98,6 +106,9 @@ pub async fn run(args: VerifyArgs, cancel: CancellationToken) -> anyhow::Result<
         Err(VerifyError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,
     };
+    if let Some(metrics) = &metrics {
+        metrics.set_verify(&report);
+    }
     super::table::print_report(&report, args.json, render)?;
     Ok(if report.sound {
         Status::Success

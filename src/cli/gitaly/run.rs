@@ -16,10 +16,16 @@ use crate::cmd::RunOptions;
 use crate::exit::{Status, UsageError};
 use crate::job::progress::Progress;
 use crate::layout::BackupId;
+use crate::metrics::Recorder;
 
 /// Runs a translated command line: the same create and restore as gitbak's
 /// own front end, with gitaly-backup's log lines and rules.
-pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::Result<Status> {
+/// `metrics` counts the run for `GITBAK_METRICS_FILE`.
+pub async fn run(
+    translated: GitalyArgs,
+    metrics: Option<Arc<Recorder>>,
+    cancel: CancellationToken,
+) -> anyhow::Result<Status> {
     let GitalyArgs { cli, flags } = translated;
     let servers = GitalyServers::from_env_value(std::env::var("GITALY_SERVERS").ok().as_deref())?;
     let log = Arc::new(Log::gitaly_stdout());
@@ -49,7 +55,7 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 lock_timeout: args.lock_timeout,
                 storages_up_front: Vec::new(),
             };
-            crate::cli::create(setup, options, args.discover, log, cancel)
+            crate::cli::create(setup, options, args.discover, log, metrics, cancel)
                 .await
                 .context("create")
         }
@@ -71,7 +77,7 @@ pub async fn run(translated: GitalyArgs, cancel: CancellationToken) -> anyhow::R
                 // found no backup (spec §4.6).
                 remove_when_no_backup: true,
             };
-            crate::cli::restore(setup, options, log, cancel)
+            crate::cli::restore(setup, options, log, metrics, cancel)
                 .await
                 .context("restore")
         }
