@@ -43,7 +43,7 @@ pub use args::{CommonArgs, CreateArgs, RestoreArgs, UploadArgs};
 /// gitaly-backup's.
 #[derive(Debug)]
 pub enum Invocation {
-    Gitbak(Cli),
+    Gitbak(Box<Cli>),
     /// A usage error is reported when run, as gitaly-backup reports it.
     Gitaly(Result<Box<gitaly::GitalyArgs>, UsageError>),
 }
@@ -54,7 +54,7 @@ impl Invocation {
     /// gitaly mode's are reported by `run` as gitaly-backup reports them.
     pub fn from_args(args: Vec<OsString>) -> Self {
         if !gitaly::is_gitaly_mode(&args) {
-            return Self::Gitbak(Cli::parse_from(args));
+            return Self::Gitbak(Box::new(Cli::parse_from(args)));
         }
         match gitaly::translate(&args) {
             gitaly::Translation::Display(display) => display.exit(),

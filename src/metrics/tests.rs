@@ -30,7 +30,7 @@ fn events_are_counted_by_storage_and_result_and_passed_on() {
     let progress = recorder.observe(seen.clone());
     let command = CommandName::Create;
     let written = crate::job::progress::Completion {
-        bytes_written: Some(4096),
+        bytes: 4096,
         ..Default::default()
     };
     for (job, end) in [
