@@ -369,9 +369,13 @@ fn after_a_signal_queued_jobs_never_start() {
         .stdin(input)
         .run();
     run.assert_code(130);
+    // One job started (the scheduler may pick the skipped storage's first
+    // job before the local one: it is just as much "the first job").
     assert_eq!(
-        run.paths_with_msg("started create"),
-        BTreeSet::from([repo.relative_path.clone()])
+        run.paths_with_msg("started create").len(),
+        1,
+        "{}",
+        run.stdout
     );
     assert!(
         run.lines_with_msg("create failed").is_empty(),

@@ -308,7 +308,12 @@ fn an_interrupted_create_closes_each_running_repository_and_says_how_to_resume()
             .iter()
             .filter(|line| line["msg"] == "completed create")
             .count();
-        if signalled.is_none() && completed == 2 {
+        // On a start after two completions: that job is surely running
+        // (its git sleeps), however the machine schedules the rest.
+        let started_now = lines
+            .last()
+            .is_some_and(|line| line["msg"] == "started create");
+        if signalled.is_none() && completed >= 2 && started_now {
             let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
             rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
             signalled = Some(lines.len());
@@ -386,4 +391,36 @@ fn an_interrupted_create_closes_each_running_repository_and_says_how_to_resume()
             "{name}"
         );
     }
+}
+
+#[test]
+fn verify_at_a_terminal_counts_backups_and_clears_before_its_report() {
+    let env = TestEnv::new();
+    let repos = repositories(&env, 6);
+    env.gitbak(["create", "--id", ID])
+        .backup_path()
+        .storages_of(&refs(&repos))
+        .jobs(&refs(&repos))
+        .run()
+        .assert_success();
+    // --deep: slow enough (a restore each) for the bar to be drawn.
+    let run = env
+        .gitbak(["verify", "--deep"])
+        .backup_path()
+        .run_in_terminal(false);
+    run.assert_success();
+    let screen = run.stdout.replace("\r\n", "\n");
+    assert!(screen.contains("verifying the backups of "), "{screen}");
+    assert!(
+        (0..6).any(|done| screen.contains(&format!(" {done}/6 "))),
+        "no count of backups:\n{screen}"
+    );
+    // Cleared before the report, which ends the output.
+    let report = screen
+        .rfind("All sound.")
+        .unwrap_or_else(|| panic!("no report:\n{screen}"));
+    assert!(
+        screen[..report].rfind("\x1b[2K").is_some(),
+        "display not cleared before the report:\n{screen}"
+    );
 }

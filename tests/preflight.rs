@@ -2,6 +2,7 @@
 //! on stderr, exit 2, and no job starts (no log line on stdout); in gitaly
 //! mode gitaly-backup's JSON error line and exit 1.
 
+use crate::storage::azure::{Azurite, ACCOUNT};
 use crate::storage::s3::{Moto, SECRET as S3_SECRET};
 use crate::support::{Repo, Run, TestEnv};
 
@@ -203,4 +204,29 @@ fn gitaly_mode_gets_its_json_error_line() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn credentials_that_do_not_work_are_one_error() {
+    // Azurite checks signatures (moto does not): a wrong key is refused
+    // on the first request, and never printed.
+    let azurite = Azurite::start();
+    azurite.create_container("backups");
+    let env = TestEnv::new();
+    let repos = repos(&env);
+    let refs: Vec<&Repo> = repos.iter().collect();
+    let url = format!(
+        "azblob://backups?domain=127.0.0.1:{}&protocol=http&localemu=true",
+        azurite.port
+    );
+    let wrong_key = "d3JvbmcgYnV0IHdlbGwtZm9ybWVkIGJhc2U2NCBrZXkgZm9yIHRoZSB0ZXN0cw==";
+    let run = env
+        .gitbak(["create", "--retries", "0", "--path", &url])
+        .storages_of(&refs)
+        .env("AZURE_STORAGE_ACCOUNT", ACCOUNT)
+        .env("AZURE_STORAGE_KEY", wrong_key)
+        .jobs(&refs)
+        .run();
+    assert_refused_at_start(&run, "backup location azblob://backups");
+    assert!(!run.stderr.contains(wrong_key) && !run.stdout.contains(wrong_key));
 }

@@ -163,6 +163,27 @@ impl Spinner {
     }
 }
 
+impl Spinner {
+    /// Turns the spinner into a bar of `total` steps (verify's backups,
+    /// once selected), with an ETA.
+    pub fn set_total(&self, total: usize) {
+        if let Some(bar) = &self.0 {
+            bar.set_length(total as u64);
+            bar.set_style(style(
+                "{spinner} {wide_msg} {pos}/{len} {elapsed} ETA {eta}",
+            ));
+        }
+    }
+
+    /// One step done; `message` replaces the text.
+    pub fn step(&self, message: String) {
+        if let Some(bar) = &self.0 {
+            bar.inc(1);
+            bar.set_message(message);
+        }
+    }
+}
+
 impl Drop for Spinner {
     fn drop(&mut self) {
         if let Some(bar) = &self.0 {

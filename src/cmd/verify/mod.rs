@@ -60,10 +60,28 @@ pub enum VerifyError {
     NothingSelected { location: String, what: String },
 }
 
-pub async fn run(ctx: &Context, options: VerifyOptions) -> Result<VerifyReport, VerifyError> {
+/// What verify tells as it goes, for a progress display; the defaults
+/// ignore it.
+pub trait VerifyProgress: Send + Sync {
+    /// The backups selected, once the catalogue is read.
+    fn selected(&self, _backups: usize) {}
+    /// One backup checked, whose files hold `bytes`.
+    fn checked(&self, _bytes: u64) {}
+}
+
+/// A `VerifyProgress` that shows nothing.
+pub struct NoProgress;
+
+impl VerifyProgress for NoProgress {}
+
+pub async fn run(
+    ctx: &Context,
+    options: VerifyOptions,
+    progress: &dyn VerifyProgress,
+) -> Result<VerifyReport, VerifyError> {
     let checked = tokio::select! {
         () = ctx.cancel.cancelled() => Err(VerifyError::Interrupted),
-        report = verify(ctx, &options) => report,
+        report = verify(ctx, &options, progress) => report,
     };
     // A trial restore dropped by an interrupt hands the removal of its
     // scratch directory to this tracker: wait until it is gone.
@@ -72,10 +90,15 @@ pub async fn run(ctx: &Context, options: VerifyOptions) -> Result<VerifyReport, 
     checked
 }
 
-async fn verify(ctx: &Context, options: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+async fn verify(
+    ctx: &Context,
+    options: &VerifyOptions,
+    progress: &dyn VerifyProgress,
+) -> Result<VerifyReport, VerifyError> {
     let catalog = super::catalog::load(ctx.storage.as_ref()).await?;
     let selected = selected(ctx, &catalog, options)?;
     tracing::debug!(backups = selected.len(), "verifying");
+    progress.selected(selected.len());
     let slots = deep::slots();
     let mut backups: Vec<(usize, BackupCheck)> = futures::stream::iter(selected)
         .enumerate()
@@ -84,6 +107,7 @@ async fn verify(ctx: &Context, options: &VerifyOptions) -> Result<VerifyReport, 
             let deep = options.deep.then_some(slots);
             async move {
                 let check = check_backup(ctx, catalog, index, deep).await;
+                progress.checked(check.bytes);
                 (position, check)
             }
         })
