@@ -424,3 +424,47 @@ fn verify_at_a_terminal_counts_backups_and_clears_before_its_report() {
         "display not cleared before the report:\n{screen}"
     );
 }
+
+#[test]
+fn list_and_prune_at_a_terminal_count_the_manifests_they_read() {
+    let env = TestEnv::new();
+    let repos = repositories(&env, 40);
+    env.gitbak(["create", "--id", ID])
+        .backup_path()
+        .storages_of(&refs(&repos))
+        .jobs(&refs(&repos))
+        .run()
+        .assert_success();
+    for command in [
+        &["list"][..],
+        &["prune", "--keep-last", "1", "--dry-run"][..],
+    ] {
+        let run = env.gitbak(command).backup_path().run_in_terminal(false);
+        run.assert_success();
+        let screen = run.stdout.replace("\r\n", "\n");
+        // Drawn at least once (the steady tick), counting toward the 80
+        // manifests (40 per-id and 40 +latest.toml), and cleared before
+        // the output.
+        assert!(
+            screen.contains("reading the backups of ") || screen.contains("opening the backup"),
+            "{command:?}: no display:\n{screen}"
+        );
+        if let Some(at) = screen.find(" manifests read: ") {
+            // "N/M manifests read", M at most the 80 manifests there are.
+            let count = screen[..at].rsplit(' ').next().unwrap();
+            let listed: usize = count
+                .split('/')
+                .nth(1)
+                .unwrap()
+                .trim_end_matches('+')
+                .parse()
+                .unwrap();
+            assert!(listed <= 80, "{count}");
+        }
+        let last_clear = screen.rfind("\x1b[2K").unwrap_or(0);
+        assert!(
+            !screen[last_clear..].contains("manifests read"),
+            "{command:?}: the display is left on screen:\n{screen}"
+        );
+    }
+}

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::output::progress::CatalogDisplay;
 use super::table::{human_bytes, Table};
 use crate::cmd::list::{ListOptions, ListReport};
 use crate::cmd::{self, Context, Setup};
 use crate::exit::Status;
-use crate::job::progress::{CommandName, Event, Progress};
-use crate::job::Job;
 use crate::layout::catalog::Repository;
 use crate::layout::{RelativePath, StorageName};
 
@@ -36,15 +35,21 @@ pub struct LocationArgs {
 }
 
 impl LocationArgs {
-    /// Opens the location, with warnings on stderr.
-    pub(super) async fn open(&self, cancel: CancellationToken) -> anyhow::Result<Context> {
-        self.open_with_git(PathBuf::from("git"), cancel).await
+    /// Opens the location; `display` shows its warnings and the reading.
+    pub(super) async fn open(
+        &self,
+        display: Arc<CatalogDisplay>,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Context> {
+        self.open_with_git(PathBuf::from("git"), display, cancel)
+            .await
     }
 
     /// `open`, for a command that also runs git (`verify --deep`).
     pub(super) async fn open_with_git(
         &self,
         git: PathBuf,
+        display: Arc<CatalogDisplay>,
         cancel: CancellationToken,
     ) -> anyhow::Result<Context> {
         let setup = Setup {
@@ -60,19 +65,7 @@ impl LocationArgs {
             immutable: false,
             gitaly_addresses: Default::default(),
         };
-        Context::open(setup, Arc::new(StderrWarnings), cancel).await
-    }
-}
-
-/// Run warnings (ignored URL parameters) on stderr: stdout is the output.
-struct StderrWarnings;
-
-impl Progress for StderrWarnings {
-    fn job_event(&self, _: CommandName, _: &Job, _: Event<'_>) {}
-
-    fn run_warning(&self, message: &str, fields: &[(&str, &str)]) {
-        let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
-        eprintln!("gitbak: warning: {message}{fields}");
+        Context::open(setup, display, cancel).await
     }
 }
 
@@ -100,14 +93,14 @@ pub fn parse_repository(text: &str) -> Result<Repository, String> {
 }
 
 pub async fn run(args: ListArgs, cancel: CancellationToken) -> anyhow::Result<Status> {
-    let ctx = args.location.open(cancel).await?;
+    let display = CatalogDisplay::start();
+    let ctx = args.location.open(display.clone(), cancel).await?;
     let options = ListOptions {
         repository: args.repository,
     };
-    let spinner =
-        super::output::progress::Spinner::start(format!("reading the backups of {}", ctx.location));
+    display.reading(format!("reading the backups of {}", ctx.location));
     let report = cmd::list::run(&ctx, options).await;
-    drop(spinner);
+    display.clear();
     let report = match report {
         Err(cmd::list::ListError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,

@@ -9,6 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::list::LocationArgs;
+use super::output::progress::CatalogDisplay;
 use crate::cmd::prune::{Outcome, PruneError, PruneOptions};
 use crate::exit::{Status, UsageError};
 use crate::layout::time::{parse_point_in_time, Timestamp};
@@ -95,7 +96,8 @@ pub async fn run(args: PruneArgs, cancel: CancellationToken) -> anyhow::Result<S
     policy
         .check()
         .map_err(|error| UsageError(error.to_string()))?;
-    let ctx = args.location.open(cancel).await?;
+    let display = CatalogDisplay::start();
+    let ctx = args.location.open(display.clone(), cancel).await?;
     let options = PruneOptions {
         policy,
         grace: args.grace,
@@ -103,12 +105,9 @@ pub async fn run(args: PruneArgs, cancel: CancellationToken) -> anyhow::Result<S
         dry_run: args.dry_run,
         location: args.location.path.clone(),
     };
-    let spinner = super::output::progress::Spinner::start(format!(
-        "reading the backups of {} and pruning",
-        ctx.location
-    ));
+    display.reading(format!("reading the backups of {}", ctx.location));
     let report = crate::cmd::prune::run(&ctx, options).await;
-    drop(spinner);
+    display.clear();
     let report = match report {
         Err(PruneError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,

@@ -3,16 +3,15 @@
 //! 3 something broken).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::list::{parse_repository, LocationArgs};
-use super::output::progress::Spinner;
+use super::output::progress::CatalogDisplay;
 use super::table::{human_bytes, Table};
-use crate::cmd::verify::{Selection, VerifyError, VerifyOptions, VerifyProgress, VerifyReport};
+use crate::cmd::verify::{Selection, VerifyError, VerifyOptions, VerifyReport};
 use crate::exit::Status;
 use crate::layout::catalog::Repository;
 use crate::layout::time::{parse_point_in_time, Timestamp};
@@ -94,16 +93,14 @@ pub async fn run(
     cancel: CancellationToken,
     metrics: Option<Arc<Recorder>>,
 ) -> anyhow::Result<Status> {
+    let display = CatalogDisplay::start();
     let ctx = args
         .location
-        .open_with_git(args.git.clone(), cancel)
+        .open_with_git(args.git.clone(), display.clone(), cancel)
         .await?;
-    let display = Display {
-        spinner: Spinner::start(format!("verifying the backups of {}", ctx.location)),
-        bytes: AtomicU64::new(0),
-    };
-    let report = crate::cmd::verify::run(&ctx, VerifyOptions::from(&args), &display).await;
-    drop(display);
+    display.reading(format!("verifying the backups of {}", ctx.location));
+    let report = crate::cmd::verify::run(&ctx, VerifyOptions::from(&args), display.as_ref()).await;
+    display.clear();
     let report = match report {
         Err(VerifyError::Interrupted) => return Ok(Status::Interrupted),
         report => report?,
@@ -168,25 +165,6 @@ pub fn render(report: &VerifyReport) -> String {
         ));
     }
     out
-}
-
-/// Verify's progress on a terminal: a spinner while the catalogue is read,
-/// then backups checked / selected, with the bytes read so far.
-struct Display {
-    spinner: Spinner,
-    bytes: AtomicU64,
-}
-
-impl VerifyProgress for Display {
-    fn selected(&self, backups: usize) {
-        self.spinner.set_total(backups);
-    }
-
-    fn checked(&self, bytes: u64) {
-        let total = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-        self.spinner
-            .step(format!("verifying backups: {} checked", human_bytes(total)));
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::job::progress::Progress;
 use crate::layout::catalog::{Catalog, CatalogBuilder, ManifestRead};
 use crate::layout::manifest::Manifest;
 use crate::storage::{Key, LocalFiles, Storage, StorageError, StorageExt};
@@ -30,11 +31,12 @@ const LOCAL_BATCH: usize = 256;
 /// location's manifests takes a while, and nothing is left half done.
 pub async fn load_until_cancelled(
     storage: &dyn Storage,
+    progress: &dyn Progress,
     cancel: &CancellationToken,
 ) -> Result<Option<Catalog>, StorageError> {
     tokio::select! {
         () = cancel.cancelled() => Ok(None),
-        catalog = load(storage) => catalog.map(Some),
+        catalog = load(storage, progress) => catalog.map(Some),
     }
 }
 
@@ -42,7 +44,7 @@ pub async fn load_until_cancelled(
 /// each manifest is read as soon as its page arrives, so on object storage
 /// the reads overlap the listing's round trips and on a filesystem the walk
 /// overlaps the parsing; no list of every key is ever held.
-pub async fn load(storage: &dyn Storage) -> Result<Catalog, StorageError> {
+pub async fn load(storage: &dyn Storage, progress: &dyn Progress) -> Result<Catalog, StorageError> {
     let mut builder = CatalogBuilder::empty();
     let local = storage.local_files();
     let mut listing = storage.list_stream("");
@@ -55,6 +57,7 @@ pub async fn load(storage: &dyn Storage) -> Result<Catalog, StorageError> {
         None => (MANIFEST_READS_IN_FLIGHT, 1),
     };
     let mut manifests = 0_usize;
+    let mut read_so_far = 0_usize;
     loop {
         // Start reads while there is room: whole batches, or what is left
         // once the listing has ended.
@@ -85,7 +88,9 @@ pub async fn load(storage: &dyn Storage) -> Result<Catalog, StorageError> {
             Some(done) = reads.next(), if !reads.is_empty() => {
                 for (key, read) in done? {
                     builder.add_manifest(&key, read);
+                    read_so_far += 1;
                 }
+                progress.catalog_read(read_so_far, manifests, listing_done);
             }
         }
     }

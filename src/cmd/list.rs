@@ -105,9 +105,13 @@ pub enum ListError {
 }
 
 pub async fn run(ctx: &Context, options: ListOptions) -> Result<ListReport, ListError> {
-    let catalog = super::catalog::load_until_cancelled(ctx.storage.as_ref(), &ctx.cancel)
-        .await?
-        .ok_or(ListError::Interrupted)?;
+    let catalog = super::catalog::load_until_cancelled(
+        ctx.storage.as_ref(),
+        ctx.progress.as_ref(),
+        &ctx.cancel,
+    )
+    .await?
+    .ok_or(ListError::Interrupted)?;
     let repository = match options.repository {
         Some(repository) => {
             Some(

@@ -81,6 +81,10 @@ pub trait Progress: Send + Sync {
     /// How many jobs were read so far; `complete` once the source has
     /// ended (or the run stopped reading), so the total is known.
     fn jobs_read(&self, _count: usize, _complete: bool) {}
+
+    /// Reading a location's catalogue (list, prune, verify): manifests
+    /// read of those listed so far; `listed_all` once the listing ended.
+    fn catalog_read(&self, _read: usize, _listed: usize, _listed_all: bool) {}
 }
 
 /// Progress that goes nowhere, for unit tests.

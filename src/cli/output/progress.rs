@@ -164,6 +164,27 @@ impl Spinner {
 }
 
 impl Spinner {
+    pub fn set_message(&self, message: String) {
+        if let Some(bar) = &self.0 {
+            bar.set_message(message);
+        }
+    }
+
+    /// Runs `write` (a line on stderr) with the spinner out of the way.
+    pub fn suspend(&self, write: impl FnOnce()) {
+        match &self.0 {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    /// Clears it for good, before the command's output.
+    pub fn clear(&self) {
+        if let Some(bar) = &self.0 {
+            bar.finish_and_clear();
+        }
+    }
+
     /// Turns the spinner into a bar of `total` steps (verify's backups,
     /// once selected), with an ETA.
     pub fn set_total(&self, total: usize) {
@@ -329,6 +350,75 @@ pub fn clock(duration: Duration) -> String {
         format!("{hours}:{minutes:02}:{seconds:02}")
     } else {
         format!("{minutes}:{seconds:02}")
+    }
+}
+
+/// What list, prune and verify show while they work: run warnings on
+/// stderr (stdout is their output), and at a terminal a spinner that
+/// counts the manifests read, then (verify) the backups checked.
+pub struct CatalogDisplay {
+    spinner: Spinner,
+    /// What is being read ("reading the backups of LOCATION").
+    what: Mutex<String>,
+    verified_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl CatalogDisplay {
+    pub fn start() -> Arc<Self> {
+        Arc::new(Self {
+            spinner: Spinner::start("opening the backup location".into()),
+            what: Mutex::new(String::new()),
+            verified_bytes: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// Names the work, once the location is open.
+    pub fn reading(&self, what: String) {
+        self.spinner.set_message(what.clone());
+        if let Ok(mut shown) = self.what.lock() {
+            *shown = what;
+        }
+    }
+
+    pub fn clear(&self) {
+        self.spinner.clear();
+    }
+}
+
+impl Progress for CatalogDisplay {
+    fn job_event(&self, _: CommandName, _: &crate::job::Job, _: crate::job::progress::Event<'_>) {}
+
+    fn run_warning(&self, message: &str, fields: &[(&str, &str)]) {
+        let fields: String = fields.iter().map(|(k, v)| format!(" {k}={v}")).collect();
+        self.spinner
+            .suspend(|| eprintln!("gitbak: warning: {message}{fields}"));
+    }
+
+    fn catalog_read(&self, read: usize, listed: usize, listed_all: bool) {
+        let what = self
+            .what
+            .lock()
+            .map(|what| what.clone())
+            .unwrap_or_default();
+        let more = if listed_all { "" } else { "+" };
+        // Counts first: a narrow terminal cuts the end of the line.
+        self.spinner
+            .set_message(format!("{read}/{listed}{more} manifests read: {what}"));
+    }
+}
+
+impl crate::cmd::verify::VerifyProgress for CatalogDisplay {
+    fn selected(&self, backups: usize) {
+        self.spinner.set_total(backups);
+    }
+
+    fn checked(&self, bytes: u64) {
+        use std::sync::atomic::Ordering;
+        let total = self.verified_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        self.spinner.step(format!(
+            "verifying backups: {} checked",
+            crate::cli::table::human_bytes(total)
+        ));
     }
 }
 

@@ -80,7 +80,7 @@ pub async fn run(ctx: &Context, options: PruneOptions) -> Result<PruneReport, Pr
         }
         None => Vec::new(),
     };
-    let catalog = super::catalog::load_until_cancelled(storage, &ctx.cancel)
+    let catalog = super::catalog::load_until_cancelled(storage, ctx.progress.as_ref(), &ctx.cancel)
         .await?
         .ok_or(PruneError::Interrupted)?;
     for meta in &catalog.temporaries {

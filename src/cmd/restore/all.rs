@@ -34,7 +34,9 @@ pub async fn jobs(
     id: Option<&BackupId>,
     at: Option<Timestamp>,
 ) -> Result<Option<AllJobs>, StorageError> {
-    let Some(catalog) = catalog::load_until_cancelled(ctx.storage.as_ref(), &ctx.cancel).await?
+    let Some(catalog) =
+        catalog::load_until_cancelled(ctx.storage.as_ref(), ctx.progress.as_ref(), &ctx.cancel)
+            .await?
     else {
         return Ok(None);
     };

@@ -95,7 +95,7 @@ async fn verify(
     options: &VerifyOptions,
     progress: &dyn VerifyProgress,
 ) -> Result<VerifyReport, VerifyError> {
-    let catalog = super::catalog::load(ctx.storage.as_ref()).await?;
+    let catalog = super::catalog::load(ctx.storage.as_ref(), ctx.progress.as_ref()).await?;
     let selected = selected(ctx, &catalog, options)?;
     tracing::debug!(backups = selected.len(), "verifying");
     progress.selected(selected.len());
