@@ -11,15 +11,8 @@ use gitbak::storage::{Location, Storage, StorageExt, Tuning};
 
 use crate::storage::azure::{Azurite, ACCOUNT, KEY};
 use crate::storage::gcs::Emulator as FakeGcs;
-use crate::storage::s3::{Moto, SECRET as S3_SECRET};
+use crate::storage::s3::{Moto, CREDENTIALS as MOTO_CREDENTIALS, SECRET as S3_SECRET};
 use crate::support::{files_under, Repo, RepoState, TestEnv};
-
-/// The credentials `Moto::start` sets up, for a gitbak run against it.
-const MOTO_CREDENTIALS: &[(&str, &str)] = &[
-    ("AWS_ACCESS_KEY_ID", "gitbak-test"),
-    ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
 
 const ID: &str = "20261123000000";
 
@@ -169,10 +162,7 @@ async fn round_trip_through_fake_gcs_server() {
 async fn round_trip_through_moto() {
     let moto = Moto::start();
     moto.create_bucket("backups", false);
-    let url = format!(
-        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
-        moto.endpoint()
-    );
+    let url = moto.url("backups");
     let vars = vec![
         ("AWS_ACCESS_KEY_ID", "gitbak-test".to_owned()),
         ("AWS_SECRET_ACCESS_KEY", S3_SECRET.to_owned()),
@@ -193,10 +183,7 @@ async fn paused_storage_fails_cleanly_and_the_rerun_succeeds() {
     moto.create_bucket("backups", false);
     let env = TestEnv::new();
     let repo = env.fixture("branches-and-tags");
-    let url = format!(
-        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
-        moto.endpoint()
-    );
+    let url = moto.url("backups");
     let create = |timeout: &str| {
         env.gitbak(["create", "--id", ID, "--retries", "1", "--path", &url])
             .storages_of(&[&repo])
@@ -269,10 +256,7 @@ async fn a_git_chatty_on_stderr_does_not_hang_an_upload() {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .unwrap();
-    let url = format!(
-        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
-        moto.endpoint()
-    );
+    let url = moto.url("backups");
     let env = Arc::new(env);
     let (done, finished) = std::sync::mpsc::channel();
     let (thread_env, thread_repo, thread_url) = (env.clone(), repo.clone(), url.clone());
@@ -333,10 +317,7 @@ async fn parallel_uploads_share_a_small_upload_memory() {
     let env = TestEnv::new();
     let repos: Vec<Repo> = (0..4).map(|index| big_repository(&env, index)).collect();
     let refs: Vec<&Repo> = repos.iter().collect();
-    let url = format!(
-        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
-        moto.endpoint()
-    );
+    let url = moto.url("backups");
     let create = |memory: &str| {
         env.gitbak(["create", "--id", ID, "--path", &url, "--parallel", "4"])
             .args(["--part-size", "5MiB", "--upload-memory", memory])
@@ -389,10 +370,7 @@ async fn parallel_uploads_share_a_small_upload_memory() {
 async fn a_damaged_pack_leaves_nothing_in_the_bucket() {
     let moto = Moto::start();
     moto.create_bucket("backups", false);
-    let url = format!(
-        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
-        moto.endpoint()
-    );
+    let url = moto.url("backups");
     let env = TestEnv::new();
     let damaged = env.fixture("branches-and-tags");
     let sound = env.fixture("custom-hooks");

@@ -3,14 +3,8 @@
 //! mode gitaly-backup's JSON error line and exit 1.
 
 use crate::storage::azure::{Azurite, ACCOUNT};
-use crate::storage::s3::{Moto, SECRET as S3_SECRET};
+use crate::storage::s3::{Moto, CREDENTIALS as MOTO_CREDENTIALS, SECRET as S3_SECRET};
 use crate::support::{Repo, Run, TestEnv};
-
-const MOTO_CREDENTIALS: &[(&str, &str)] = &[
-    ("AWS_ACCESS_KEY_ID", "gitbak-test"),
-    ("AWS_SECRET_ACCESS_KEY", S3_SECRET),
-    ("AWS_EC2_METADATA_DISABLED", "true"),
-];
 
 /// Exit 2, `want` in the one stderr line, and no job started.
 fn assert_refused_at_start(run: &Run, want: &str) {
@@ -130,10 +124,7 @@ fn a_bucket_that_does_not_exist_is_one_error() {
     let env = TestEnv::new();
     let repos = repos(&env);
     let refs: Vec<&Repo> = repos.iter().collect();
-    let url = format!(
-        "s3://no-such-bucket?endpoint={}&use_path_style=true&region=us-east-1",
-        moto.endpoint()
-    );
+    let url = moto.url("no-such-bucket");
     for command in ["create", "restore"] {
         let run = env
             .gitbak([command, "--path", &url])

@@ -439,28 +439,20 @@ mod s3 {
     use gitbak::storage::{Key, Location, Tuning};
 
     use super::*;
-    use crate::storage::s3::{Moto, SECRET};
+    use crate::storage::s3::{Moto, CREDENTIALS};
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_bucket_is_verified_like_a_directory() {
         let moto = Moto::start();
         moto.create_bucket("verified", false);
-        let url = format!(
-            "s3://verified?endpoint={}&use_path_style=true&region=us-east-1",
-            moto.endpoint()
-        );
-        let vars = [
-            ("AWS_ACCESS_KEY_ID", "gitbak-test"),
-            ("AWS_SECRET_ACCESS_KEY", SECRET),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ];
+        let url = moto.url("verified");
         let env = TestEnv::new();
         let repo = env.fixture("branches-and-tags");
         let gitbak = |args: &[&str]| {
             env.gitbak(args)
                 .args(["--path", &url])
                 .env("TMPDIR", scratch(&env).to_str().unwrap())
-                .envs(&vars)
+                .envs(CREDENTIALS)
         };
         let to_bucket = |id: &str| {
             gitbak(&["create", "--incremental", "--id", id])

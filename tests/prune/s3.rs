@@ -7,22 +7,14 @@ use std::collections::BTreeSet;
 use gitbak::storage::{Location, StorageExt, Tuning};
 
 use super::{create, day, files, prune};
-use crate::storage::s3::{Moto, SECRET};
+use crate::storage::s3::{Moto, CREDENTIALS};
 use crate::support::{Repo, RepoState, TestEnv};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn prune_leaves_in_a_bucket_what_it_leaves_in_a_directory() {
     let moto = Moto::start();
     moto.create_bucket("backups", false);
-    let url = format!(
-        "s3://backups?endpoint={}&use_path_style=true&region=us-east-1",
-        moto.endpoint()
-    );
-    let vars = [
-        ("AWS_ACCESS_KEY_ID", "gitbak-test"),
-        ("AWS_SECRET_ACCESS_KEY", SECRET),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
+    let url = moto.url("backups");
     let env = TestEnv::new();
     let repo = env.fixture("branches-and-tags");
     let to_bucket = |id: &str| {
@@ -38,7 +30,7 @@ async fn prune_leaves_in_a_bucket_what_it_leaves_in_a_directory() {
         ])
         .storages_of(&[&repo])
         .jobs(&[&repo])
-        .envs(&vars)
+        .envs(CREDENTIALS)
         .run()
         .assert_success();
     };
@@ -61,7 +53,7 @@ async fn prune_leaves_in_a_bucket_what_it_leaves_in_a_directory() {
     let run = env
         .gitbak(["prune", "--json", "--path", &url])
         .args(policy)
-        .envs(&vars)
+        .envs(CREDENTIALS)
         .run();
     run.assert_success();
     let remote: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
@@ -90,7 +82,7 @@ async fn prune_leaves_in_a_bucket_what_it_leaves_in_a_directory() {
         env.gitbak(["restore", "--id", &day(d), "--path", &url])
             .storages_of(&[&fresh])
             .jobs(&[&fresh])
-            .envs(&vars)
+            .envs(CREDENTIALS)
             .run()
             .assert_success();
         state.assert_same(

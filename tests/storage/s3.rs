@@ -49,6 +49,14 @@ fn set_environment() {
     });
 }
 
+/// The environment a gitbak run needs to reach `Moto` (`set_environment`
+/// put the same credentials into this process's environment).
+pub(crate) const CREDENTIALS: &[(&str, &str)] = &[
+    ("AWS_ACCESS_KEY_ID", "gitbak-test"),
+    ("AWS_SECRET_ACCESS_KEY", SECRET),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
 /// A moto server of our own, killed on drop (also when a test panics).
 pub(crate) struct Moto {
     child: Child,
@@ -92,6 +100,14 @@ impl Moto {
 
     pub(crate) fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `--path` for `bucket` on this server, as gitbak runs take it.
+    pub(crate) fn url(&self, bucket: &str) -> String {
+        format!(
+            "s3://{bucket}?endpoint={}&use_path_style=true&region=us-east-1",
+            self.endpoint()
+        )
     }
 
     pub(crate) fn port(&self) -> u16 {
