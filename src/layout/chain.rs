@@ -87,7 +87,7 @@ fn outgrown(base: &Manifest) -> bool {
 }
 
 /// The digests the new manifest carries for the base's steps: every one
-/// the base recorded for a file its steps name.
+/// the base recorded for a file its steps name, and their bundles' sidecars.
 pub fn base_files(base: &Manifest) -> Vec<FileDigest> {
     let Some(gitbak) = &base.gitbak else {
         return Vec::new();
@@ -97,6 +97,7 @@ pub fn base_files(base: &Manifest) -> Vec<FileDigest> {
             [&step.bundle_path, &step.ref_path, &step.custom_hooks_path]
                 .iter()
                 .any(|named| named.as_str() == path)
+                || super::sidecar::is_sidecar_of(path, &step.bundle_path)
         })
     };
     gitbak
@@ -213,5 +214,22 @@ mod tests {
         assert_eq!(files.len(), 2);
         assert!(files.iter().all(|file| file.path != "elsewhere"));
         assert!(base_files(&Manifest::default()).is_empty());
+    }
+
+    #[test]
+    fn base_files_carry_the_sidecars_of_the_steps_bundles() {
+        let mut base = chain(&[3, 4]);
+        let info = base.gitbak.as_mut().unwrap();
+        for path in ["s/r/1/001.idx", "s/r/1/001.bitmap", "s/r/9/009.idx"] {
+            info.files.push(FileDigest {
+                path: path.into(),
+                size: 1,
+                sha256: String::new(),
+            });
+        }
+        let paths: Vec<String> = base_files(&base).into_iter().map(|f| f.path).collect();
+        assert!(paths.contains(&"s/r/1/001.idx".to_owned()), "{paths:?}");
+        assert!(paths.contains(&"s/r/1/001.bitmap".to_owned()), "{paths:?}");
+        assert!(!paths.contains(&"s/r/9/009.idx".to_owned()), "{paths:?}");
     }
 }

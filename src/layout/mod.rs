@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod chain;
 pub mod legacy;
 pub mod manifest;
+pub mod sidecar;
 pub mod time;
 pub mod unreferenced;
 

@@ -53,8 +53,8 @@ pub(super) struct FilesChecked {
 /// The files `manifest` needs, and what is wrong with its chain on its
 /// face: a step that does not continue the one before it. A refs file is
 /// always needed; a bundle unless its step's refs file is empty (gitaly
-/// writes none for an empty repository); a hooks archive only when its
-/// digest is recorded (there is none without hooks).
+/// writes none for an empty repository); a hooks archive and a bundle's
+/// sidecars only when their digests are recorded.
 pub(super) fn plan_files(
     manifest: &Manifest,
     listed: impl Fn(&str) -> Listed,
@@ -79,11 +79,18 @@ pub(super) fn plan_files(
             }
         }
         let refs_empty = listed(&step.ref_path) == Listed::Size(0);
+        // Sidecars always have a recorded digest, which makes them needed.
+        let sidecars = manifest.sidecars(step);
+        let sidecar_files = sidecars.iter().flat_map(|sidecars| sidecars.files());
+        let sidecar_keys = sidecar_files.map(|(_, file)| (&file.path, false));
         for (key, needed) in [
             (&step.bundle_path, !refs_empty && !manifest.empty),
             (&step.ref_path, true),
             (&step.custom_hooks_path, false),
-        ] {
+        ]
+        .into_iter()
+        .chain(sidecar_keys)
+        {
             if key.is_empty() {
                 continue;
             }
